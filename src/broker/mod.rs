@@ -1,0 +1,59 @@
+//! The broker decides event ids and makes accepted events durable as far as it can:
+//! in memory by default (`memory`), in Redis when several nodes share one sequence
+//! (later). Either way it hands committed events to the [`Hub`](crate::hub::Hub).
+
+mod idempotency;
+mod memory;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::event_id::EventId;
+
+pub use idempotency::IdempotencyWindow;
+pub use memory::MemoryBroker;
+
+/// A boxed future, so brokers can be chosen at run time.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One event ready for the broker: validated, encoded once, waiting for its id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedEvent {
+    /// The channels it goes to (valid names, no duplicates).
+    pub channels: Vec<Arc<str>>,
+    /// Its SSE lines after the `id:` line: `event:` (if any), `data:` lines, blank line.
+    pub body: Bytes,
+    /// When set, a second publish with the same key inside the window returns the first
+    /// one's id instead of publishing again.
+    pub idempotency_key: Option<String>,
+}
+
+/// Why a publish was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishError {
+    /// Creating the events' channels would exceed `limits.max_channels`.
+    ChannelLimit {
+        /// The limit.
+        max_channels: usize,
+    },
+    /// The broker cannot accept events right now (e.g. its backing store is down).
+    Unavailable(String),
+}
+
+/// Assigns ids, keeps history durable, fans events out to the hub.
+pub trait Broker: Send + Sync + 'static {
+    /// Accepts a batch: all of it (ids in order) or none of it.
+    fn publish(
+        &self,
+        events: Vec<PreparedEvent>,
+    ) -> BoxFuture<'_, Result<Vec<EventId>, PublishError>>;
+
+    /// The id of the newest accepted event (seq 0 before the first).
+    fn head(&self) -> EventId;
+
+    /// True when publishes can be accepted.
+    fn is_ready(&self) -> bool;
+}

@@ -1,0 +1,77 @@
+//! What a channel name is, and channel-name patterns (`chat:*`).
+//!
+//! A name is 1 to [`MAX_LEN`] characters from `A-Z a-z 0-9 _ - : . @ / =`: enough for
+//! `user:42`, `workspace/7/sidebar` or `dm:a@b`, and nothing that needs escaping in a URL
+//! path, a log line or a Redis key.
+
+/// The longest channel name, in bytes.
+pub const MAX_LEN: usize = 128;
+
+/// True for the characters a channel name may hold.
+pub fn is_name_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b':' | b'.' | b'@' | b'/' | b'=')
+}
+
+/// True when `name` is a valid channel name.
+pub fn is_valid(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_LEN && name.bytes().all(is_name_char)
+}
+
+/// True when `pattern` is a valid pattern: channel characters and `*` wildcards.
+pub fn is_valid_pattern(pattern: &str) -> bool {
+    !pattern.is_empty()
+        && pattern.len() <= MAX_LEN
+        && pattern.bytes().all(|c| c == b'*' || is_name_char(c))
+}
+
+/// Glob match where `*` matches any run of characters (including none).
+pub fn pattern_matches(pattern: &str, name: &str) -> bool {
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    let (mut pi, mut ni) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == n[ni] {
+            pi += 1;
+            ni += 1;
+        } else if let Some((sp, sn)) = star {
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(is_valid("chat:42"));
+        assert!(is_valid("workspace/7/side-bar_x.y@z=1"));
+        assert!(!is_valid(""));
+        assert!(!is_valid("has space"));
+        assert!(!is_valid("nl\n"));
+        assert!(!is_valid("ünï"));
+        assert!(is_valid(&"a".repeat(MAX_LEN)));
+        assert!(!is_valid(&"a".repeat(MAX_LEN + 1)));
+    }
+
+    #[test]
+    fn patterns() {
+        assert!(pattern_matches("chat:*", "chat:1"));
+        assert!(pattern_matches("chat:*", "chat:"));
+        assert!(!pattern_matches("chat:*", "news:1"));
+        assert!(pattern_matches("*", "anything"));
+        assert!(pattern_matches("a*b*c", "aXXbYYc"));
+        assert!(!pattern_matches("a*b*c", "aXXbYY"));
+        assert!(pattern_matches("exact", "exact"));
+        assert!(!pattern_matches("exact", "exactly"));
+    }
+}

@@ -1,0 +1,588 @@
+//! The gateway's configuration: typed structs parsed from YAML at the edge, with their
+//! defaults and one `validate()`. The rest of the gateway sees only [`Config`].
+//!
+//! Every field has a doc comment; `docs/CONFIGURATION.md` and the shipped `gateway.yaml`
+//! describe the same fields, and `tests/config_reference.rs` keeps the three in step.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::channel_name;
+
+/// The whole configuration, as read from `gateway.yaml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The sockets the gateway listens on; each serves HTTP/1.1 and HTTP/2, plain or TLS.
+    pub listeners: Vec<ListenerConfig>,
+    /// Who may publish: the static publish keys.
+    pub publish: PublishConfig,
+    /// How event streams are written: heartbeats, `retry:`, batching.
+    pub sse: SseConfig,
+    /// How much history each channel keeps for `Last-Event-ID` replay.
+    pub history: HistoryConfig,
+    /// Bounds on what one client or one request may cost.
+    pub limits: LimitsConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listeners: vec![
+                ListenerConfig {
+                    name: "plain".into(),
+                    address: "127.0.0.1:8080".parse().expect("literal address"),
+                    tls: None,
+                },
+                ListenerConfig {
+                    name: "tls".into(),
+                    address: "127.0.0.1:8443".parse().expect("literal address"),
+                    tls: Some(TlsConfig::default()),
+                },
+            ],
+            publish: PublishConfig::default(),
+            sse: SseConfig::default(),
+            history: HistoryConfig::default(),
+            limits: LimitsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// One listening socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// A name for logs and errors, e.g. `public-tls`.
+    pub name: String,
+    /// The address to bind, `IP:PORT`; port 0 picks a free port (tests use it).
+    pub address: SocketAddr,
+    /// TLS for this listener; absent means plain HTTP/1.1 and h2c (prior knowledge).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS settings of one listener. ALPN offers `h2` and `http/1.1`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, leaf first. With `key` absent too, the
+    /// gateway generates a self-signed certificate for `localhost` at start (and logs it).
+    pub cert: Option<PathBuf>,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+}
+
+/// Publishing: `POST /publish` needs one of these keys as `Authorization: Bearer <key>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PublishConfig {
+    /// The accepted publish keys. Each is a literal `value`, or read from the environment
+    /// variable `env` (with an optional `default` used when the variable is unset).
+    pub keys: Vec<PublishKeyConfig>,
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        PublishConfig {
+            keys: vec![PublishKeyConfig {
+                name: "default".into(),
+                value: None,
+                env: Some("SSEGATE_PUBLISH_KEY".into()),
+                default: Some(DEV_PUBLISH_KEY.into()),
+            }],
+        }
+    }
+}
+
+/// The development publish key of the shipped `gateway.yaml`, used when
+/// `SSEGATE_PUBLISH_KEY` is unset. Fine on a laptop; a loud warning elsewhere.
+pub const DEV_PUBLISH_KEY: &str = "dev-publish-key";
+
+/// One publish key and where its secret comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishKeyConfig {
+    /// A name for logs (the key itself is never logged).
+    pub name: String,
+    /// The key written in the file. Prefer `env` so no secret sits in the file.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// The environment variable holding the key.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// The key used when `env` is unset or empty; a development default.
+    #[serde(default)]
+    pub default: Option<String>,
+}
+
+/// A publish key once its secret is known.
+#[derive(Clone, PartialEq)]
+pub struct ResolvedKey {
+    /// The key's name from the config.
+    pub name: String,
+    /// The secret.
+    pub secret: String,
+    /// True when the secret is the `default` because the environment variable was unset.
+    pub from_default: bool,
+}
+
+impl fmt::Debug for ResolvedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResolvedKey")
+            .field("name", &self.name)
+            .field("secret", &"<masked>")
+            .field("from_default", &self.from_default)
+            .finish()
+    }
+}
+
+impl PublishKeyConfig {
+    /// Reads the secret from the file or the environment.
+    pub fn resolve(&self) -> Result<ResolvedKey, ConfigError> {
+        let from_env = self
+            .env
+            .as_deref()
+            .and_then(|var| std::env::var(var).ok())
+            .filter(|v| !v.is_empty());
+        let (secret, from_default) = match (&self.value, from_env, &self.default) {
+            (Some(v), _, _) => (v.clone(), false),
+            (None, Some(v), _) => (v, false),
+            (None, None, Some(d)) => (d.clone(), true),
+            (None, None, None) => {
+                return Err(ConfigError::new(format!(
+                    "publish key '{}': environment variable {} is not set and no default is given",
+                    self.name,
+                    self.env.as_deref().unwrap_or("(none)")
+                )))
+            }
+        };
+        Ok(ResolvedKey {
+            name: self.name.clone(),
+            secret,
+            from_default,
+        })
+    }
+}
+
+/// How event streams are written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SseConfig {
+    /// Interval of `:` comment heartbeats on an idle stream. Keeps proxies from closing
+    /// it and finds dead clients. 25 s stays under the common 30 s proxy idle timeouts.
+    #[serde(with = "duration_text")]
+    pub heartbeat: Duration,
+    /// Lower bound of the `retry:` reconnect delay sent first on every stream.
+    #[serde(with = "duration_text")]
+    pub retry_min: Duration,
+    /// Upper bound of the `retry:` delay; each stream gets a random value in between so
+    /// a fleet of clients does not reconnect in one wave.
+    #[serde(with = "duration_text")]
+    pub retry_max: Duration,
+    /// Most bytes written to one stream in one batch when several events are pending.
+    pub max_batch_bytes: usize,
+}
+
+impl Default for SseConfig {
+    fn default() -> Self {
+        SseConfig {
+            heartbeat: Duration::from_secs(25),
+            retry_min: Duration::from_secs(2),
+            retry_max: Duration::from_secs(5),
+            max_batch_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// History kept per channel, for `Last-Event-ID` replay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Events kept per channel (the newest ones).
+    pub max_events: usize,
+    /// Events older than this are dropped from history.
+    #[serde(with = "duration_text")]
+    pub max_age: Duration,
+    /// Bytes of encoded events kept per channel.
+    pub max_bytes: usize,
+    /// Overrides by channel-name pattern; the first matching rule wins.
+    pub rules: Vec<HistoryRule>,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            max_events: 1000,
+            max_age: Duration::from_secs(600),
+            max_bytes: 1024 * 1024,
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// A history override for channels whose name matches `pattern`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryRule {
+    /// A channel-name pattern: `*` matches any run of characters, e.g. `chat:*`.
+    pub pattern: String,
+    /// Events kept per matching channel; absent keeps the global value.
+    #[serde(default)]
+    pub max_events: Option<usize>,
+    /// Age limit for matching channels; absent keeps the global value.
+    #[serde(default, with = "optional_duration_text")]
+    pub max_age: Option<Duration>,
+    /// Byte limit for matching channels; absent keeps the global value.
+    #[serde(default)]
+    pub max_bytes: Option<usize>,
+}
+
+/// The effective history bounds of one channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryBounds {
+    /// Events kept.
+    pub max_events: usize,
+    /// Age limit.
+    pub max_age: Duration,
+    /// Byte limit.
+    pub max_bytes: usize,
+}
+
+impl HistoryConfig {
+    /// The bounds for a channel: the first matching rule over the global values.
+    pub fn bounds_for(&self, channel: &str) -> HistoryBounds {
+        let rule = self
+            .rules
+            .iter()
+            .find(|r| channel_name::pattern_matches(&r.pattern, channel));
+        HistoryBounds {
+            max_events: rule.and_then(|r| r.max_events).unwrap_or(self.max_events),
+            max_age: rule.and_then(|r| r.max_age).unwrap_or(self.max_age),
+            max_bytes: rule.and_then(|r| r.max_bytes).unwrap_or(self.max_bytes),
+        }
+    }
+}
+
+/// Bounds on what one client or request may cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest `POST /publish` body; refused with 413 from `Content-Length` before the
+    /// body is read, and while reading when there is none.
+    pub max_body_bytes: usize,
+    /// Largest `data` of one event (bytes, as encoded on the stream).
+    pub max_event_bytes: usize,
+    /// Most events in one `{"events": [...]}` batch.
+    pub max_batch_events: usize,
+    /// Most channels one subscription may name.
+    pub max_channels_per_connection: usize,
+    /// Most channels the gateway keeps at once (with history or subscribers); a publish
+    /// or subscribe that would create one more is refused with 503.
+    pub max_channels: usize,
+    /// Time a client has to send its request headers (cuts off slowloris clients).
+    #[serde(with = "duration_text")]
+    pub header_read_timeout: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_body_bytes: 1024 * 1024,
+            max_event_bytes: 64 * 1024,
+            max_batch_events: 1000,
+            max_channels_per_connection: 64,
+            max_channels: 100_000,
+            header_read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `ssegate=debug`; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+        }
+    }
+}
+
+/// A configuration that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    fn new(message: impl Into<String>) -> Self {
+        ConfigError(message.into())
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Parses YAML text and validates it.
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config =
+            serde_yaml::from_str(text).map_err(|e| ConfigError::new(format!("{e}")))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a YAML file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(format!("cannot read {}: {e}", path.display())))?;
+        Config::from_yaml(&text).map_err(|e| ConfigError::new(format!("{}: {e}", path.display())))
+    }
+
+    /// Checks what the types cannot: non-empty lists, sane bounds, resolvable keys.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.listeners.is_empty() {
+            return Err(ConfigError::new(
+                "listeners: at least one listener is needed",
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for l in &self.listeners {
+            if !names.insert(l.name.as_str()) {
+                return Err(ConfigError::new(format!(
+                    "listeners: the name '{}' is used twice",
+                    l.name
+                )));
+            }
+            if let Some(tls) = &l.tls {
+                if tls.cert.is_some() != tls.key.is_some() {
+                    return Err(ConfigError::new(format!(
+                        "listeners.{}.tls: give both cert and key, or neither (self-signed)",
+                        l.name
+                    )));
+                }
+            }
+        }
+        if self.publish.keys.is_empty() {
+            return Err(ConfigError::new(
+                "publish.keys: at least one key is needed, or nobody can publish",
+            ));
+        }
+        for k in &self.publish.keys {
+            if k.value.is_none() && k.env.is_none() {
+                return Err(ConfigError::new(format!(
+                    "publish.keys.{}: give `value` or `env`",
+                    k.name
+                )));
+            }
+            let resolved = k.resolve()?;
+            if resolved.secret.len() < 8 {
+                return Err(ConfigError::new(format!(
+                    "publish.keys.{}: a key must be at least 8 characters",
+                    k.name
+                )));
+            }
+        }
+        let sse = &self.sse;
+        if sse.heartbeat < Duration::from_secs(1) {
+            return Err(ConfigError::new("sse.heartbeat: at least 1s"));
+        }
+        if sse.retry_min > sse.retry_max {
+            return Err(ConfigError::new(
+                "sse.retry_min must not exceed sse.retry_max",
+            ));
+        }
+        if sse.max_batch_bytes < 1024 {
+            return Err(ConfigError::new("sse.max_batch_bytes: at least 1024"));
+        }
+        let h = &self.history;
+        for (what, events, bytes) in
+            std::iter::once(("history", Some(h.max_events), Some(h.max_bytes))).chain(
+                h.rules
+                    .iter()
+                    .map(|r| ("history.rules", r.max_events, r.max_bytes)),
+            )
+        {
+            if events == Some(0) || bytes == Some(0) {
+                return Err(ConfigError::new(format!(
+                    "{what}: max_events and max_bytes must be at least 1"
+                )));
+            }
+        }
+        for r in &h.rules {
+            if !channel_name::is_valid_pattern(&r.pattern) {
+                return Err(ConfigError::new(format!(
+                    "history.rules: '{}' is not a channel pattern (channel characters and `*`)",
+                    r.pattern
+                )));
+            }
+        }
+        let l = &self.limits;
+        if l.max_event_bytes > l.max_body_bytes {
+            return Err(ConfigError::new(
+                "limits.max_event_bytes must not exceed limits.max_body_bytes",
+            ));
+        }
+        for (name, v) in [
+            ("max_body_bytes", l.max_body_bytes),
+            ("max_event_bytes", l.max_event_bytes),
+            ("max_batch_events", l.max_batch_events),
+            ("max_channels_per_connection", l.max_channels_per_connection),
+            ("max_channels", l.max_channels),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::new(format!("limits.{name}: at least 1")));
+            }
+        }
+        if l.header_read_timeout.is_zero() {
+            return Err(ConfigError::new("limits.header_read_timeout: more than 0"));
+        }
+        Ok(())
+    }
+}
+
+/// Durations written as text: `250ms`, `25s`, `10m`, `1h` (a bare number is seconds).
+pub mod duration_text {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    /// Parses `250ms`, `25s`, `10m`, `1h`, `2d` or a bare number of seconds.
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        let t = text.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (number, unit) = t.split_at(split);
+        let n: f64 = number
+            .parse()
+            .map_err(|_| format!("'{text}' is not a duration like 500ms, 25s, 10m or 1h"))?;
+        let scale = match unit.trim() {
+            "ms" => 0.001,
+            "" | "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            other => return Err(format!("'{other}' is not a duration unit (ms, s, m, h, d)")),
+        };
+        let secs = n * scale;
+        if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+            return Err(format!("'{text}' is out of range"));
+        }
+        Ok(Duration::from_secs_f64(secs))
+    }
+
+    /// Writes the shortest exact form.
+    pub fn format(d: Duration) -> String {
+        let ms = d.as_millis();
+        if ms % 1000 != 0 {
+            format!("{ms}ms")
+        } else if ms % 3_600_000 == 0 && ms > 0 {
+            format!("{}h", ms / 3_600_000)
+        } else if ms % 60_000 == 0 && ms > 0 {
+            format!("{}m", ms / 60_000)
+        } else {
+            format!("{}s", ms / 1000)
+        }
+    }
+
+    /// serde: writes a duration as text.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(*d))
+    }
+
+    /// serde: reads a duration from text or a number of seconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Text {
+            S(String),
+            N(f64),
+        }
+        match Text::deserialize(d)? {
+            Text::S(s) => parse(&s).map_err(serde::de::Error::custom),
+            Text::N(n) => parse(&n.to_string()).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Optional durations written as text (see [`duration_text`]).
+pub mod optional_duration_text {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    /// serde: writes an optional duration as text or null.
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&duration_text::format(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// serde: reads an optional duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrap(#[serde(with = "duration_text")] Duration);
+        Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_format() {
+        assert_eq!(
+            duration_text::parse("250ms"),
+            Ok(Duration::from_millis(250))
+        );
+        assert_eq!(duration_text::parse("25s"), Ok(Duration::from_secs(25)));
+        assert_eq!(duration_text::parse("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(duration_text::parse("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(duration_text::parse("3"), Ok(Duration::from_secs(3)));
+        assert!(duration_text::parse("3 weeks").is_err());
+        assert!(duration_text::parse("-1s").is_err());
+        assert_eq!(duration_text::format(Duration::from_secs(600)), "10m");
+        assert_eq!(duration_text::format(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn default_config_is_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = Config::from_yaml("limits:\n  max_body_byte: 3\n").unwrap_err();
+        assert!(err.to_string().contains("max_body_byte"), "{err}");
+    }
+
+    #[test]
+    fn history_rules_first_match_wins() {
+        let mut h = HistoryConfig::default();
+        h.rules.push(HistoryRule {
+            pattern: "chat:*".into(),
+            max_events: Some(10),
+            max_age: None,
+            max_bytes: None,
+        });
+        assert_eq!(h.bounds_for("chat:1").max_events, 10);
+        assert_eq!(h.bounds_for("chat:1").max_age, h.max_age);
+        assert_eq!(h.bounds_for("news").max_events, 1000);
+    }
+}

@@ -1,0 +1,325 @@
+//! Routes and handlers: the only place that knows the URLs.
+//!
+//! `GET /events`, `GET /events/{channel}`, `POST /publish`, `GET /cursor`,
+//! `GET /healthz`, `GET /readyz`, `GET /metrics`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::Incoming;
+
+use crate::broker::PublishError;
+use crate::error::ApiError;
+use crate::event_id::EventId;
+use crate::hub::{ResumeFrom, Start};
+use crate::publish;
+use crate::sse::{encode, SseBody, StreamSettings};
+use crate::state::{ConnInfo, Shared};
+
+/// Every response body: a whole one, or an event stream.
+pub type ResponseBody = Either<Full<Bytes>, SseBody>;
+
+/// Routes one request.
+pub async fn handle(
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let path = req.uri().path();
+    let result = if path == "/events" || path.starts_with("/events/") {
+        only(&req, Method::GET, "GET").and_then(|_| subscribe(&shared, conn, &req))
+    } else {
+        match path {
+            "/publish" => match only(&req, Method::POST, "POST") {
+                Ok(()) => publish(&shared, req).await,
+                Err(e) => Err(e),
+            },
+            "/cursor" => only(&req, Method::GET, "GET").map(|_| cursor(&shared)),
+            "/healthz" => only(&req, Method::GET, "GET")
+                .map(|_| json(StatusCode::OK, r#"{"status":"ok"}"#.into())),
+            "/readyz" => only(&req, Method::GET, "GET").map(|_| readyz(&shared)),
+            "/metrics" => only(&req, Method::GET, "GET").map(|_| metrics(&shared)),
+            _ => Err(ApiError::not_found()),
+        }
+    };
+    Ok(result.unwrap_or_else(|e| error_response(&shared, e)))
+}
+
+fn only<B>(req: &Request<B>, method: Method, allow: &'static str) -> Result<(), ApiError> {
+    if req.method() == method {
+        Ok(())
+    } else {
+        Err(ApiError::method_not_allowed(allow))
+    }
+}
+
+fn subscribe(
+    shared: &Shared,
+    conn: ConnInfo,
+    req: &Request<Incoming>,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let limits = &shared.config.limits;
+    let mut names = Vec::new();
+    if let Some(rest) = req.uri().path().strip_prefix("/events/") {
+        let decoded = percent_encoding::percent_decode_str(rest)
+            .decode_utf8()
+            .map_err(|_| {
+                ApiError::bad_request("channel_invalid", "the channel in the path is not UTF-8")
+            })?;
+        names.push(decoded.into_owned());
+    }
+    let mut last_event_id_query = None;
+    if let Some(query) = req.uri().query() {
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            match &*key {
+                "channel" => {
+                    if names.len() > limits.max_channels_per_connection {
+                        break; // refused below; stop collecting an unbounded list
+                    }
+                    names.push(value.into_owned());
+                }
+                "lastEventId" => last_event_id_query = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+    }
+    let channels = publish::validate_channels(names, limits.max_channels_per_connection)?;
+    // The header (sent by the browser on reconnect) wins over the query parameter
+    // (written into the URL at page load, and stale after the first event).
+    let header_id = req
+        .headers()
+        .get("last-event-id")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
+        .filter(|v| !v.is_empty());
+    let resume = match header_id.or(last_event_id_query.filter(|v| !v.is_empty())) {
+        None => ResumeFrom::Head,
+        Some(text) => match EventId::parse(&text) {
+            Some(id) => ResumeFrom::After(id),
+            None => ResumeFrom::Unparseable,
+        },
+    };
+    let names: Vec<String> = channels.iter().map(|c| c.to_string()).collect();
+    let (subscription, start) = shared.hub.subscribe(&names, resume).map_err(|full| {
+        ApiError::unavailable(
+            "channel_limit",
+            format!(
+                "the gateway holds its maximum of {} channels",
+                full.max_channels
+            ),
+            5,
+        )
+    })?;
+    let sse = &shared.config.sse;
+    let retry_ms =
+        fastrand::u64(sse.retry_min.as_millis() as u64..=sse.retry_max.as_millis() as u64);
+    let position = subscription.position();
+    let preamble = match start {
+        Start::Fresh | Start::Resumed => encode::preamble(retry_ms, Some(position)),
+        Start::Resync(reason) => {
+            shared
+                .metrics
+                .resyncs_total
+                .with_label_values(&[reason.as_str()])
+                .inc();
+            let mut both = encode::preamble(retry_ms, None).to_vec();
+            both.extend_from_slice(&encode::resync(position, reason.as_str()));
+            Bytes::from(both)
+        }
+    };
+    let proto = if req.version() == Version::HTTP_2 {
+        "h2"
+    } else {
+        "h1"
+    };
+    let settings = StreamSettings {
+        heartbeat: sse.heartbeat,
+        max_batch_bytes: sse.max_batch_bytes,
+    };
+    let body = SseBody::new(
+        subscription,
+        preamble,
+        settings,
+        shared.metrics.clone(),
+        proto,
+        conn.tls,
+    );
+    let mut response = Response::new(Either::Right(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+async fn publish(
+    shared: &Shared,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let started = Instant::now();
+    authorize_publisher(shared, &req)?;
+    // The body is parsed as JSON whatever its Content-Type: `curl -d` sends a form
+    // type, and a wrong guess there should not cost a newcomer a 415.
+    let max = shared.config.limits.max_body_bytes;
+    let too_large = || {
+        ApiError::over_limit(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body exceeds {max} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let body = Limited::new(req.into_body(), max)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else {
+                ApiError::bad_request("body_unreadable", "the request body could not be read")
+            }
+        })?
+        .to_bytes();
+    let request = publish::parse(&body, &shared.config.limits)?;
+    let count = request.events.len();
+    let ids = shared
+        .broker
+        .publish(request.events)
+        .await
+        .map_err(|e| match e {
+            PublishError::ChannelLimit { max_channels } => ApiError::unavailable(
+                "channel_limit",
+                format!("the gateway holds its maximum of {max_channels} channels"),
+                5,
+            ),
+            PublishError::Unavailable(why) => ApiError::upstream("broker_unavailable", why),
+        })?;
+    shared.metrics.events_published_total.inc_by(count as u64);
+    let answer = if request.is_batch {
+        serde_json::json!({"ids": ids.iter().map(|i| i.to_string()).collect::<Vec<_>>()})
+    } else {
+        serde_json::json!({"id": ids[0].to_string()})
+    };
+    shared
+        .metrics
+        .publish_duration_seconds
+        .observe(started.elapsed().as_secs_f64());
+    Ok(json(StatusCode::OK, answer.to_string()))
+}
+
+fn authorize_publisher<B>(shared: &Shared, req: &Request<B>) -> Result<(), ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Err(ApiError::unauthorized(
+            "publish_key_missing",
+            "send the publish key as Authorization: Bearer <key>",
+        ));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .unwrap_or("");
+    let matched = shared.publish_keys.iter().fold(false, |ok, key| {
+        ok | constant_time_eq(key.secret.as_bytes(), token.as_bytes())
+    });
+    if matched {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(
+            "publish_key_invalid",
+            "the publish key is not valid",
+        ))
+    }
+}
+
+/// Compares without an early exit, so timing does not reveal how much of a key matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn cursor(shared: &Shared) -> Response<ResponseBody> {
+    let head = shared.broker.head();
+    json(
+        StatusCode::OK,
+        serde_json::json!({"id": head.to_string()}).to_string(),
+    )
+}
+
+fn readyz(shared: &Shared) -> Response<ResponseBody> {
+    if shared.broker.is_ready() {
+        json(StatusCode::OK, r#"{"status":"ready"}"#.into())
+    } else {
+        json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"status":"broker unavailable"}"#.into(),
+        )
+    }
+}
+
+fn metrics(shared: &Shared) -> Response<ResponseBody> {
+    shared
+        .metrics
+        .channels
+        .set(shared.hub.channel_count() as i64);
+    let mut response = Response::new(Either::Left(Full::new(Bytes::from(
+        shared.metrics.render(),
+    ))));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+fn json(status: StatusCode, body: String) -> Response<ResponseBody> {
+    let mut response = Response::new(Either::Left(Full::new(Bytes::from(body))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn error_response(shared: &Shared, e: ApiError) -> Response<ResponseBody> {
+    let m = &shared.metrics;
+    m.request_errors_total
+        .with_label_values(&[e.fault.as_str(), e.code])
+        .inc();
+    if e.is_limit {
+        m.refusals_total.with_label_values(&[e.code]).inc();
+    }
+    let mut response = json(e.status, e.body());
+    let headers = response.headers_mut();
+    if let Some(allow) = e.allow {
+        headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    if let Some(secs) = e.retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if e.status == StatusCode::UNAUTHORIZED {
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}

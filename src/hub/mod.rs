@@ -1,0 +1,308 @@
+//! The hub: channels, their history rings, and subscriptions as positions into them.
+//! No sockets, no HTTP: the broker appends committed events, the SSE body reads them.
+//!
+//! Consistency rule: events are appended in sequence order under the broker's lock and
+//! then *committed* by raising [`Hub::committed`]. Subscribers read only frames at or
+//! below the committed sequence, so every frame they could ever see below a position is
+//! already in its ring when they read: a subscription is one number (its position), the
+//! merge across channels is exact, and replay and live delivery are the same code path.
+
+mod channel;
+mod ring;
+mod subscription;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+
+use crate::config::HistoryConfig;
+use crate::event_id::EventId;
+
+pub use channel::Channel;
+pub use ring::{Frame, Ring};
+pub use subscription::{Collected, ResumeFrom, Start, Subscription};
+
+/// Why a subscriber is told to resync instead of getting a seamless stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResyncReason {
+    /// The `Last-Event-ID` is from another epoch (the sequence restarted).
+    EpochChanged,
+    /// History no longer reaches back to the `Last-Event-ID`.
+    HistoryTruncated,
+    /// The `Last-Event-ID` is not an id this gateway issued.
+    InvalidLastEventId,
+    /// The subscriber fell further behind than history holds.
+    Lagged,
+}
+
+impl ResyncReason {
+    /// The reason as sent to clients and used as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResyncReason::EpochChanged => "epoch_changed",
+            ResyncReason::HistoryTruncated => "history_truncated",
+            ResyncReason::InvalidLastEventId => "invalid_last_event_id",
+            ResyncReason::Lagged => "lagged",
+        }
+    }
+
+    /// Every reason, for pre-registering metric labels.
+    pub const ALL: [ResyncReason; 4] = [
+        ResyncReason::EpochChanged,
+        ResyncReason::HistoryTruncated,
+        ResyncReason::InvalidLastEventId,
+        ResyncReason::Lagged,
+    ];
+}
+
+/// The hub refused to create a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubFull {
+    /// The configured channel limit.
+    pub max_channels: usize,
+}
+
+/// Channels, history and the committed sequence of one epoch.
+#[derive(Debug)]
+pub struct Hub {
+    epoch: u32,
+    channels: RwLock<HashMap<Arc<str>, Arc<Channel>>>,
+    /// Highest sequence number whose frames are all in their rings.
+    committed: AtomicU64,
+    /// Highest `evicted_through` of any channel the sweeper dropped; a channel created
+    /// later starts from it, so a resume from before it is never taken as continuous.
+    dropped_through: AtomicU64,
+    history: HistoryConfig,
+    max_channels: usize,
+}
+
+impl Hub {
+    /// An empty hub for one epoch.
+    pub fn new(epoch: u32, history: HistoryConfig, max_channels: usize) -> Hub {
+        Hub {
+            epoch,
+            channels: RwLock::new(HashMap::new()),
+            committed: AtomicU64::new(0),
+            dropped_through: AtomicU64::new(0),
+            history,
+            max_channels,
+        }
+    }
+
+    /// The epoch of this hub's sequence.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// The committed head: every event up to it is visible to subscribers.
+    pub fn head(&self) -> EventId {
+        EventId {
+            epoch: self.epoch,
+            seq: self.committed(),
+        }
+    }
+
+    pub(crate) fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// Number of channels held.
+    pub fn channel_count(&self) -> usize {
+        self.channels.read().len()
+    }
+
+    /// Refuses when creating the missing ones of `names` would exceed the channel limit.
+    pub fn check_capacity<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), HubFull> {
+        let map = self.channels.read();
+        let mut missing = 0usize;
+        for n in names {
+            if !map.contains_key(n) {
+                missing += 1;
+            }
+        }
+        if map.len() + missing > self.max_channels {
+            return Err(HubFull {
+                max_channels: self.max_channels,
+            });
+        }
+        Ok(())
+    }
+
+    fn new_channel(&self, name: &str) -> Arc<Channel> {
+        let name: Arc<str> = Arc::from(name);
+        let ring = Ring::new(
+            self.history.bounds_for(&name),
+            self.dropped_through.load(Ordering::Acquire),
+        );
+        Arc::new(Channel::new(name, ring))
+    }
+
+    /// Appends one frame to each named channel (creating missing ones). The caller holds
+    /// the broker's sequencing lock: `seq` is greater than every earlier append, and
+    /// [`Hub::commit`] follows. The touched channels are pushed to `touched`.
+    pub fn append(
+        &self,
+        seq: u64,
+        names: &[Arc<str>],
+        bytes: &Bytes,
+        accepted_at: Instant,
+        touched: &mut Vec<Arc<Channel>>,
+    ) {
+        for name in names {
+            let frame = Frame {
+                seq,
+                bytes: bytes.clone(),
+                accepted_at,
+            };
+            // The map lock is held across the ring push so the sweeper cannot drop the
+            // channel between lookup and append.
+            {
+                let map = self.channels.read();
+                if let Some(ch) = map.get(name) {
+                    ch.ring.lock().push(frame);
+                    touched.push(ch.clone());
+                    continue;
+                }
+            }
+            let mut map = self.channels.write();
+            let ch = map
+                .entry(name.clone())
+                .or_insert_with(|| self.new_channel(name))
+                .clone();
+            ch.ring.lock().push(frame);
+            touched.push(ch);
+        }
+    }
+
+    /// Makes everything appended up to `seq` visible and wakes the subscribers of the
+    /// touched channels.
+    pub fn commit(&self, seq: u64, touched: &mut Vec<Arc<Channel>>) {
+        self.committed.fetch_max(seq, Ordering::AcqRel);
+        touched.sort_by_key(|c| Arc::as_ptr(c) as usize);
+        touched.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        for ch in touched.drain(..) {
+            ch.notify.notify_waiters();
+        }
+    }
+
+    /// Joins the named channels (creating missing ones, within the channel limit) and
+    /// positions the subscription per `resume`.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        names: &[String],
+        resume: ResumeFrom,
+    ) -> Result<(Subscription, Start), HubFull> {
+        let channels = self.join(names)?;
+        Ok(Subscription::start(self.clone(), channels, resume))
+    }
+
+    fn join(&self, names: &[String]) -> Result<Vec<Arc<Channel>>, HubFull> {
+        let mut joined = Vec::with_capacity(names.len());
+        let mut missing = Vec::new();
+        {
+            let map = self.channels.read();
+            for n in names {
+                match map.get(n.as_str()) {
+                    Some(ch) => {
+                        ch.subscribers.fetch_add(1, Ordering::Relaxed);
+                        joined.push(ch.clone());
+                    }
+                    None => missing.push(n.as_str()),
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let mut map = self.channels.write();
+            let new = missing.iter().filter(|n| !map.contains_key(**n)).count();
+            if map.len() + new > self.max_channels {
+                drop(map);
+                leave(&joined);
+                return Err(HubFull {
+                    max_channels: self.max_channels,
+                });
+            }
+            for n in missing {
+                let ch = map
+                    .entry(Arc::from(n))
+                    .or_insert_with(|| self.new_channel(n))
+                    .clone();
+                ch.subscribers.fetch_add(1, Ordering::Relaxed);
+                joined.push(ch);
+            }
+        }
+        Ok(joined)
+    }
+
+    /// Drops expired history everywhere and forgets channels with neither history nor
+    /// subscribers. Returns the number of channels forgotten.
+    pub fn sweep(&self, now: Instant) -> usize {
+        let mut idle = Vec::new();
+        {
+            let map = self.channels.read();
+            for (name, ch) in map.iter() {
+                let mut ring = ch.ring.lock();
+                ring.expire(now);
+                if ring.is_empty() && ch.subscribers.load(Ordering::Relaxed) == 0 {
+                    idle.push(name.clone());
+                }
+            }
+        }
+        if idle.is_empty() {
+            return 0;
+        }
+        let mut map = self.channels.write();
+        let mut forgotten = 0;
+        for name in idle {
+            let still_idle = map.get(&name).is_some_and(|ch| {
+                ch.ring.lock().is_empty() && ch.subscribers.load(Ordering::Relaxed) == 0
+            });
+            if still_idle {
+                if let Some(ch) = map.remove(&name) {
+                    let evicted = ch.ring.lock().evicted_through();
+                    self.dropped_through.fetch_max(evicted, Ordering::AcqRel);
+                    forgotten += 1;
+                }
+            }
+        }
+        forgotten
+    }
+
+    /// A snapshot of one channel's state, for tests and the admin API.
+    pub fn channel_stats(&self, name: &str) -> Option<ChannelStats> {
+        let map = self.channels.read();
+        let ch = map.get(name)?;
+        let ring = ch.ring.lock();
+        Some(ChannelStats {
+            subscribers: ch.subscribers.load(Ordering::Relaxed),
+            history_events: ring.len(),
+            history_bytes: ring.bytes(),
+            last_seq: ring.last_seq(),
+        })
+    }
+}
+
+fn leave(channels: &[Arc<Channel>]) {
+    for ch in channels {
+        ch.subscribers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What one channel holds right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelStats {
+    /// Open subscriptions.
+    pub subscribers: usize,
+    /// Frames in history.
+    pub history_events: usize,
+    /// Bytes in history.
+    pub history_bytes: usize,
+    /// Sequence number of the newest frame.
+    pub last_seq: Option<u64>,
+}

@@ -1,0 +1,191 @@
+//! One channel's history: a bounded ring of encoded frames, by count, bytes and age.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::config::HistoryBounds;
+
+/// One encoded event as it sits in a ring: shared by every subscriber that writes it.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The event's sequence number (the `seq` of its id).
+    pub seq: u64,
+    /// The SSE bytes: `id:`, `event:`, `data:` lines and the blank line.
+    pub bytes: Bytes,
+    /// When the broker accepted the event.
+    pub accepted_at: Instant,
+}
+
+/// The newest frames of one channel, oldest first.
+#[derive(Debug)]
+pub struct Ring {
+    frames: VecDeque<Frame>,
+    bytes: usize,
+    /// The highest sequence number that was dropped from this ring (or from an earlier
+    /// incarnation of the channel). A subscriber whose position is below it has missed
+    /// events that can no longer be replayed.
+    evicted_through: u64,
+    bounds: HistoryBounds,
+}
+
+impl Ring {
+    /// An empty ring. `evicted_through` is what earlier incarnations dropped.
+    pub fn new(bounds: HistoryBounds, evicted_through: u64) -> Ring {
+        Ring {
+            frames: VecDeque::new(),
+            bytes: 0,
+            evicted_through,
+            bounds,
+        }
+    }
+
+    /// Appends a frame (sequence numbers must increase) and drops what the bounds exceed.
+    /// The newest frame is always kept, whatever its size.
+    pub fn push(&mut self, frame: Frame) {
+        debug_assert!(self.frames.back().is_none_or(|last| last.seq < frame.seq));
+        let now = frame.accepted_at;
+        self.bytes += frame.bytes.len();
+        self.frames.push_back(frame);
+        while self.frames.len() > 1
+            && (self.frames.len() > self.bounds.max_events || self.bytes > self.bounds.max_bytes)
+        {
+            self.drop_oldest();
+        }
+        self.expire(now);
+    }
+
+    /// Drops frames older than the age bound.
+    pub fn expire(&mut self, now: Instant) {
+        while let Some(oldest) = self.frames.front() {
+            if now.saturating_duration_since(oldest.accepted_at) <= self.bounds.max_age {
+                break;
+            }
+            self.drop_oldest();
+        }
+    }
+
+    fn drop_oldest(&mut self) {
+        if let Some(f) = self.frames.pop_front() {
+            self.bytes -= f.bytes.len();
+            self.evicted_through = self.evicted_through.max(f.seq);
+        }
+    }
+
+    /// True when events after `position` were dropped: continuity cannot be proven.
+    pub fn has_gap_after(&self, position: u64) -> bool {
+        self.evicted_through > position
+    }
+
+    /// The highest sequence number ever dropped.
+    pub fn evicted_through(&self) -> u64 {
+        self.evicted_through
+    }
+
+    /// True when the ring holds no frame.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Number of frames held.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The sequence number of the newest frame, if any.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.frames.back().map(|f| f.seq)
+    }
+
+    /// Appends to `out` the frames with `after < seq <= through`, oldest first, until
+    /// `max_bytes` is reached (at least one frame is taken when there is one). Returns
+    /// the highest sequence number this channel is complete through: `through` when
+    /// everything was taken, else the last taken frame's.
+    pub fn collect(&self, after: u64, through: u64, max_bytes: usize, out: &mut Vec<Frame>) -> u64 {
+        let start = self.frames.partition_point(|f| f.seq <= after);
+        let mut taken = 0usize;
+        for f in self.frames.range(start..) {
+            if f.seq > through {
+                break;
+            }
+            if taken > 0 && taken + f.bytes.len() > max_bytes {
+                return out.last().map(|l| l.seq).unwrap_or(after);
+            }
+            taken += f.bytes.len();
+            out.push(f.clone());
+        }
+        through
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn bounds(events: usize, bytes: usize) -> HistoryBounds {
+        HistoryBounds {
+            max_events: events,
+            max_age: Duration::from_secs(60),
+            max_bytes: bytes,
+        }
+    }
+
+    fn frame(seq: u64, at: Instant) -> Frame {
+        Frame {
+            seq,
+            bytes: Bytes::from(vec![b'x'; 10]),
+            accepted_at: at,
+        }
+    }
+
+    #[test]
+    fn bounded_by_count_and_bytes_and_age() {
+        let t0 = Instant::now();
+        let mut r = Ring::new(bounds(3, 1000), 0);
+        for s in 1..=5 {
+            r.push(frame(s, t0));
+        }
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.evicted_through(), 2);
+        assert!(r.has_gap_after(1));
+        assert!(!r.has_gap_after(2));
+
+        let mut r = Ring::new(bounds(100, 25), 0);
+        for s in 1..=5 {
+            r.push(frame(s, t0));
+        }
+        assert_eq!(r.len(), 2);
+        assert_eq!(r.bytes(), 20);
+
+        let mut r = Ring::new(bounds(100, 1000), 0);
+        r.push(frame(1, t0));
+        r.push(frame(2, t0 + Duration::from_secs(61)));
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.evicted_through(), 1);
+    }
+
+    #[test]
+    fn collect_respects_window_and_batch_bytes() {
+        let t0 = Instant::now();
+        let mut r = Ring::new(bounds(100, 10_000), 0);
+        for s in [2, 4, 6, 8] {
+            r.push(frame(s, t0));
+        }
+        let mut out = Vec::new();
+        assert_eq!(r.collect(3, 7, 1000, &mut out), 7);
+        assert_eq!(out.iter().map(|f| f.seq).collect::<Vec<_>>(), vec![4, 6]);
+        out.clear();
+        assert_eq!(r.collect(0, 100, 15, &mut out), 2);
+        assert_eq!(out.len(), 1);
+        out.clear();
+        assert_eq!(r.collect(8, 100, 15, &mut out), 100);
+        assert!(out.is_empty());
+    }
+}

@@ -1,0 +1,297 @@
+//! A subscription: one position in the event sequence over a set of channels.
+//!
+//! Everything at or below the position has been handed to the client (or skipped with
+//! a resync); collecting takes the frames of all its channels between the position and
+//! the hub's committed head, merged in sequence order, each event once even when it was
+//! published to several of the subscription's channels.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+
+use super::{leave, Channel, Frame, Hub, ResyncReason};
+use crate::event_id::EventId;
+
+/// Where a new subscription starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeFrom {
+    /// At the committed head: only events published from now on.
+    Head,
+    /// Right after this id (the client's `Last-Event-ID`).
+    After(EventId),
+    /// The client sent a `Last-Event-ID` that is not an id at all.
+    Unparseable,
+}
+
+/// How a new subscription began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// At the head; nothing to replay.
+    Fresh,
+    /// After the client's id, with continuity proven: history is replayed from there.
+    Resumed,
+    /// Continuity could not be proven: positioned at the head, the client must resync.
+    Resync(ResyncReason),
+}
+
+/// What one collection found.
+#[derive(Debug)]
+pub enum Collected {
+    /// New frames, concatenated in sequence order.
+    Frames {
+        /// The bytes to write, one batch.
+        bytes: Bytes,
+        /// How many events they hold.
+        count: usize,
+        /// When the oldest of them was accepted by the broker.
+        oldest_accepted_at: Instant,
+    },
+    /// History was dropped under the subscription's position: it now stands at the head
+    /// and the client must be told.
+    Resync(ResyncReason),
+    /// Nothing new.
+    Nothing,
+}
+
+/// A reader of a set of channels. Dropping it leaves the channels.
+#[derive(Debug)]
+pub struct Subscription {
+    hub: Arc<Hub>,
+    channels: Vec<Arc<Channel>>,
+    position: u64,
+    scratch: Vec<Frame>,
+}
+
+impl Subscription {
+    /// Positions a subscription whose channels are already joined. The committed head is
+    /// read after joining, so no event after it can be missed.
+    pub(super) fn start(
+        hub: Arc<Hub>,
+        channels: Vec<Arc<Channel>>,
+        resume: ResumeFrom,
+    ) -> (Subscription, Start) {
+        let head = hub.committed();
+        let (position, start) = match resume {
+            ResumeFrom::Head => (head, Start::Fresh),
+            ResumeFrom::Unparseable => (head, Start::Resync(ResyncReason::InvalidLastEventId)),
+            ResumeFrom::After(id) if id.epoch != hub.epoch() => {
+                (head, Start::Resync(ResyncReason::EpochChanged))
+            }
+            ResumeFrom::After(id) if id.seq > head => {
+                (head, Start::Resync(ResyncReason::InvalidLastEventId))
+            }
+            ResumeFrom::After(id) => {
+                if channels.iter().any(|c| c.ring.lock().has_gap_after(id.seq)) {
+                    (head, Start::Resync(ResyncReason::HistoryTruncated))
+                } else {
+                    (id.seq, Start::Resumed)
+                }
+            }
+        };
+        let sub = Subscription {
+            hub,
+            channels,
+            position,
+            scratch: Vec::new(),
+        };
+        (sub, start)
+    }
+
+    /// The position as an id: everything of these channels up to it has been handed out.
+    pub fn position(&self) -> EventId {
+        EventId {
+            epoch: self.hub.epoch(),
+            seq: self.position,
+        }
+    }
+
+    /// The joined channels.
+    pub fn channels(&self) -> &[Arc<Channel>] {
+        &self.channels
+    }
+
+    /// Takes the frames after the position up to the committed head, at most about
+    /// `max_bytes` (always at least one frame), and advances the position past them.
+    pub fn collect(&mut self, max_bytes: usize) -> Collected {
+        let head = self.hub.committed();
+        if head <= self.position {
+            return Collected::Nothing;
+        }
+        self.scratch.clear();
+        let mut complete_through = head;
+        for ch in &self.channels {
+            let ring = ch.ring.lock();
+            if ring.has_gap_after(self.position) {
+                drop(ring);
+                self.position = head;
+                self.scratch.clear();
+                return Collected::Resync(ResyncReason::Lagged);
+            }
+            let through = ring.collect(
+                self.position,
+                complete_through,
+                max_bytes,
+                &mut self.scratch,
+            );
+            complete_through = complete_through.min(through);
+        }
+        self.position = complete_through;
+        if self.channels.len() > 1 {
+            self.scratch.sort_unstable_by_key(|f| f.seq);
+            self.scratch.dedup_by_key(|f| f.seq);
+            self.scratch.retain(|f| f.seq <= complete_through);
+        }
+        let bytes = match self.scratch.as_slice() {
+            [] => return Collected::Nothing,
+            [one] => one.bytes.clone(),
+            many => {
+                let mut buf = BytesMut::with_capacity(many.iter().map(|f| f.bytes.len()).sum());
+                for f in many {
+                    buf.extend_from_slice(&f.bytes);
+                }
+                buf.freeze()
+            }
+        };
+        let collected = Collected::Frames {
+            bytes,
+            count: self.scratch.len(),
+            oldest_accepted_at: self.scratch[0].accepted_at,
+        };
+        self.scratch.clear();
+        collected
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        leave(&self.channels);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HistoryConfig;
+
+    fn hub(max_events: usize) -> Arc<Hub> {
+        let history = HistoryConfig {
+            max_events,
+            ..HistoryConfig::default()
+        };
+        Arc::new(Hub::new(7, history, 1000))
+    }
+
+    fn publish(hub: &Hub, seq: u64, channels: &[&str]) {
+        let names: Vec<Arc<str>> = channels.iter().map(|c| Arc::from(*c)).collect();
+        let mut touched = Vec::new();
+        let bytes = Bytes::from(format!("id: {seq}\n\n"));
+        hub.append(seq, &names, &bytes, Instant::now(), &mut touched);
+        hub.commit(seq, &mut touched);
+    }
+
+    fn text(c: Collected) -> String {
+        match c {
+            Collected::Frames { bytes, .. } => String::from_utf8(bytes.to_vec()).unwrap(),
+            other => panic!("expected frames, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn merges_channels_in_order_and_once() {
+        let hub = hub(100);
+        let (mut sub, start) = hub
+            .subscribe(&["a".into(), "b".into()], ResumeFrom::Head)
+            .unwrap();
+        assert_eq!(start, Start::Fresh);
+        publish(&hub, 1, &["a"]);
+        publish(&hub, 2, &["b"]);
+        publish(&hub, 3, &["a", "b"]);
+        publish(&hub, 4, &["c"]);
+        assert_eq!(text(sub.collect(1 << 20)), "id: 1\n\nid: 2\n\nid: 3\n\n");
+        assert!(matches!(sub.collect(1 << 20), Collected::Nothing));
+        assert_eq!(sub.position().seq, 4);
+    }
+
+    #[test]
+    fn resume_replays_then_detects_truncation() {
+        let hub = hub(3);
+        for s in 1..=5 {
+            publish(&hub, s, &["a"]);
+        }
+        let id = |seq| ResumeFrom::After(EventId { epoch: 7, seq });
+        let (mut sub, start) = hub.subscribe(&["a".into()], id(2)).unwrap();
+        assert_eq!(start, Start::Resumed);
+        assert_eq!(text(sub.collect(1 << 20)), "id: 3\n\nid: 4\n\nid: 5\n\n");
+        let (_, start) = hub.subscribe(&["a".into()], id(1)).unwrap();
+        assert_eq!(start, Start::Resync(ResyncReason::HistoryTruncated));
+        let (_, start) = hub.subscribe(&["a".into()], id(99)).unwrap();
+        assert_eq!(start, Start::Resync(ResyncReason::InvalidLastEventId));
+        let other_epoch = ResumeFrom::After(EventId { epoch: 8, seq: 2 });
+        let (_, start) = hub.subscribe(&["a".into()], other_epoch).unwrap();
+        assert_eq!(start, Start::Resync(ResyncReason::EpochChanged));
+    }
+
+    #[test]
+    fn falling_behind_history_is_a_lagged_resync() {
+        let hub = hub(2);
+        let (mut sub, _) = hub.subscribe(&["a".into()], ResumeFrom::Head).unwrap();
+        for s in 1..=5 {
+            publish(&hub, s, &["a"]);
+        }
+        assert!(matches!(
+            sub.collect(1 << 20),
+            Collected::Resync(ResyncReason::Lagged)
+        ));
+        assert_eq!(sub.position().seq, 5);
+        publish(&hub, 6, &["a"]);
+        assert_eq!(text(sub.collect(1 << 20)), "id: 6\n\n");
+    }
+
+    #[test]
+    fn batch_limit_keeps_merge_exact() {
+        let hub = hub(100);
+        let (mut sub, _) = hub
+            .subscribe(&["a".into(), "b".into()], ResumeFrom::Head)
+            .unwrap();
+        for s in 1..=6 {
+            publish(&hub, s, &[if s % 2 == 0 { "a" } else { "b" }]);
+        }
+        let mut seen = String::new();
+        for _ in 0..10 {
+            if let Collected::Frames { bytes, .. } = sub.collect(16) {
+                seen.push_str(std::str::from_utf8(&bytes).unwrap());
+            }
+        }
+        let want: String = (1..=6).map(|s| format!("id: {s}\n\n")).collect();
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn sweep_forgets_idle_channels_but_remembers_their_evictions() {
+        let history = HistoryConfig {
+            max_age: std::time::Duration::from_millis(1),
+            ..HistoryConfig::default()
+        };
+        let hub = Arc::new(Hub::new(7, history, 1000));
+        publish(&hub, 1, &["a"]);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(hub.sweep(Instant::now()), 1);
+        assert_eq!(hub.channel_count(), 0);
+        let resume = ResumeFrom::After(EventId { epoch: 7, seq: 0 });
+        let (_, start) = hub.subscribe(&["a".into()], resume).unwrap();
+        assert_eq!(start, Start::Resync(ResyncReason::HistoryTruncated));
+    }
+
+    #[test]
+    fn channel_limit_is_enforced_and_leaves_nothing_joined() {
+        let hub = Arc::new(Hub::new(7, HistoryConfig::default(), 2));
+        let (sub, _) = hub.subscribe(&["a".into()], ResumeFrom::Head).unwrap();
+        assert!(hub
+            .subscribe(&["a".into(), "b".into(), "c".into()], ResumeFrom::Head)
+            .is_err());
+        assert_eq!(hub.channel_stats("a").unwrap().subscribers, 1);
+        drop(sub);
+        assert_eq!(hub.channel_stats("a").unwrap().subscribers, 0);
+    }
+}
