@@ -258,7 +258,7 @@ fn deliver_to_subscriptions(rig: &Rig, subs: &mut [Subscription]) -> usize {
     rig.publish(1);
     let mut delivered = 0;
     for sub in subs.iter_mut() {
-        if let Collected::Frames { bytes, count, .. } = sub.collect(MAX_BATCH_BYTES) {
+        if let Collected::Frames { bytes, count, .. } = sub.collect(MAX_BATCH_BYTES, |_| {}) {
             black_box(bytes);
             delivered += count;
         }
@@ -400,7 +400,7 @@ fn collect_pending(rig: &Rig, sub: &mut Subscription, iters: u64, per_collect: u
         let mut uneven = false;
         let start = Instant::now();
         for _ in 0..chunk * collects_per_iter {
-            if let Collected::Frames { bytes, count, .. } = sub.collect(limit) {
+            if let Collected::Frames { bytes, count, .. } = sub.collect(limit, |_| {}) {
                 black_box(bytes);
                 got += count;
                 uneven |= count != per_collect;

@@ -78,10 +78,15 @@ fn subscribe(
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             match &*key {
                 "channel" => {
-                    if names.len() > limits.max_channels_per_connection {
-                        break; // refused below; stop collecting an unbounded list
+                    // Repeats are harmless (validate_channels drops them); only
+                    // distinct names count, and collecting stops one past the limit
+                    // so the refusal below is reached without an unbounded list.
+                    if !names.iter().any(|n| *n == value) {
+                        if names.len() > limits.max_channels_per_connection {
+                            break;
+                        }
+                        names.push(value.into_owned());
                     }
-                    names.push(value.into_owned());
                 }
                 "lastEventId" => last_event_id_query = Some(value.into_owned()),
                 _ => {}
@@ -195,8 +200,7 @@ async fn publish(
         })?
         .to_bytes();
     let request = publish::parse(&body, &shared.config.limits)?;
-    let count = request.events.len();
-    let ids = shared
+    let published = shared
         .broker
         .publish(request.events)
         .await
@@ -208,7 +212,11 @@ async fn publish(
             ),
             PublishError::Unavailable(why) => ApiError::upstream("broker_unavailable", why),
         })?;
-    shared.metrics.events_published_total.inc_by(count as u64);
+    shared
+        .metrics
+        .events_published_total
+        .inc_by(published.new_events as u64);
+    let ids = published.ids;
     let answer = if request.is_batch {
         serde_json::json!({"ids": ids.iter().map(|i| i.to_string()).collect::<Vec<_>>()})
     } else {

@@ -29,6 +29,9 @@ pub struct Metrics {
     pub bytes_written_total: IntCounter,
     /// Time from a publish request's arrival to its answer.
     pub publish_duration_seconds: Histogram,
+    /// Time from an event's acceptance by the broker to its hand-over to a stream, per
+    /// event per stream.
+    pub delivery_lag_seconds: Histogram,
     /// Resync events sent, by `reason`.
     pub resyncs_total: IntCounterVec,
     /// Requests refused by a limit, by `reason`.
@@ -85,6 +88,17 @@ impl Metrics {
             ]),
         )
         .expect("metric");
+        let delivery_lag_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "ssegate_delivery_lag_seconds",
+                "Time from an event's acceptance to its hand-over to a stream, per event per stream",
+            )
+            .buckets(vec![
+                0.000_1, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                2.5, 5.0, 10.0,
+            ]),
+        )
+        .expect("metric");
         let resyncs_total = IntCounterVec::new(
             Opts::new("ssegate_resyncs_total", "Resync events sent, by reason"),
             &["reason"],
@@ -117,6 +131,7 @@ impl Metrics {
             Box::new(frames_written_total.clone()),
             Box::new(bytes_written_total.clone()),
             Box::new(publish_duration_seconds.clone()),
+            Box::new(delivery_lag_seconds.clone()),
             Box::new(resyncs_total.clone()),
             Box::new(refusals_total.clone()),
             Box::new(request_errors_total.clone()),
@@ -146,6 +161,7 @@ impl Metrics {
             frames_written_total,
             bytes_written_total,
             publish_duration_seconds,
+            delivery_lag_seconds,
             resyncs_total,
             refusals_total,
             request_errors_total,

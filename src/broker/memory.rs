@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use super::{BoxFuture, Broker, IdempotencyWindow, PreparedEvent, PublishError};
+use super::{BoxFuture, Broker, IdempotencyWindow, PreparedEvent, PublishError, Published};
 use crate::event_id::EventId;
 use crate::hub::Hub;
 use crate::sse::encode::frame_with_id;
@@ -39,7 +39,7 @@ impl MemoryBroker {
     }
 
     /// Publishes synchronously (the memory broker never waits).
-    pub fn publish_now(&self, events: Vec<PreparedEvent>) -> Result<Vec<EventId>, PublishError> {
+    pub fn publish_now(&self, events: Vec<PreparedEvent>) -> Result<Published, PublishError> {
         let names = events.iter().flat_map(|e| e.channels.iter().map(|c| &**c));
         self.hub
             .check_capacity(names)
@@ -49,6 +49,7 @@ impl MemoryBroker {
         let epoch = self.hub.epoch();
         let now = Instant::now();
         let mut ids = Vec::with_capacity(events.len());
+        let mut new_events = 0;
         let mut touched = Vec::new();
         let mut seq_state = self.sequencer.lock();
         for event in events {
@@ -68,11 +69,12 @@ impl MemoryBroker {
                 seq_state.idempotency.insert(key, id, now);
             }
             ids.push(id);
+            new_events += 1;
         }
         let last = seq_state.last_seq;
         drop(seq_state);
         self.hub.commit(last, &mut touched);
-        Ok(ids)
+        Ok(Published { ids, new_events })
     }
 }
 
@@ -80,7 +82,7 @@ impl Broker for MemoryBroker {
     fn publish(
         &self,
         events: Vec<PreparedEvent>,
-    ) -> BoxFuture<'_, Result<Vec<EventId>, PublishError>> {
+    ) -> BoxFuture<'_, Result<Published, PublishError>> {
         let result = self.publish_now(events);
         Box::pin(async move { result })
     }

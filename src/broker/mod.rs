@@ -31,6 +31,15 @@ pub struct PreparedEvent {
     pub idempotency_key: Option<String>,
 }
 
+/// What a publish accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The id of each event, in order (a retried idempotency key gets its first id).
+    pub ids: Vec<EventId>,
+    /// How many of them were new (not retries of a remembered idempotency key).
+    pub new_events: usize,
+}
+
 /// Why a publish was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublishError {
@@ -46,10 +55,8 @@ pub enum PublishError {
 /// Assigns ids, keeps history durable, fans events out to the hub.
 pub trait Broker: Send + Sync + 'static {
     /// Accepts a batch: all of it (ids in order) or none of it.
-    fn publish(
-        &self,
-        events: Vec<PreparedEvent>,
-    ) -> BoxFuture<'_, Result<Vec<EventId>, PublishError>>;
+    fn publish(&self, events: Vec<PreparedEvent>)
+        -> BoxFuture<'_, Result<Published, PublishError>>;
 
     /// The id of the newest accepted event (seq 0 before the first).
     fn head(&self) -> EventId;

@@ -121,13 +121,11 @@ impl Hub {
         names: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), HubFull> {
         let map = self.channels.read();
-        let mut missing = 0usize;
-        for n in names {
-            if !map.contains_key(n) {
-                missing += 1;
-            }
-        }
-        if map.len() + missing > self.max_channels {
+        let missing: std::collections::HashSet<&str> = names
+            .into_iter()
+            .filter(|n| !map.contains_key(*n))
+            .collect();
+        if map.len() + missing.len() > self.max_channels {
             return Err(HubFull {
                 max_channels: self.max_channels,
             });

@@ -113,7 +113,10 @@ impl Subscription {
 
     /// Takes the frames after the position up to the committed head, at most about
     /// `max_bytes` (always at least one frame), and advances the position past them.
-    pub fn collect(&mut self, max_bytes: usize) -> Collected {
+    ///
+    /// `on_frame` is called with the acceptance time of each frame taken (for the
+    /// delivery-lag histogram), in order.
+    pub fn collect(&mut self, max_bytes: usize, mut on_frame: impl FnMut(Instant)) -> Collected {
         let head = self.hub.committed();
         if head <= self.position {
             return Collected::Nothing;
@@ -141,6 +144,9 @@ impl Subscription {
             self.scratch.sort_unstable_by_key(|f| f.seq);
             self.scratch.dedup_by_key(|f| f.seq);
             self.scratch.retain(|f| f.seq <= complete_through);
+        }
+        for f in &self.scratch {
+            on_frame(f.accepted_at);
         }
         let bytes = match self.scratch.as_slice() {
             [] => return Collected::Nothing,
@@ -208,8 +214,11 @@ mod tests {
         publish(&hub, 2, &["b"]);
         publish(&hub, 3, &["a", "b"]);
         publish(&hub, 4, &["c"]);
-        assert_eq!(text(sub.collect(1 << 20)), "id: 1\n\nid: 2\n\nid: 3\n\n");
-        assert!(matches!(sub.collect(1 << 20), Collected::Nothing));
+        assert_eq!(
+            text(sub.collect(1 << 20, |_| {})),
+            "id: 1\n\nid: 2\n\nid: 3\n\n"
+        );
+        assert!(matches!(sub.collect(1 << 20, |_| {}), Collected::Nothing));
         assert_eq!(sub.position().seq, 4);
     }
 
@@ -222,7 +231,10 @@ mod tests {
         let id = |seq| ResumeFrom::After(EventId { epoch: 7, seq });
         let (mut sub, start) = hub.subscribe(&["a".into()], id(2)).unwrap();
         assert_eq!(start, Start::Resumed);
-        assert_eq!(text(sub.collect(1 << 20)), "id: 3\n\nid: 4\n\nid: 5\n\n");
+        assert_eq!(
+            text(sub.collect(1 << 20, |_| {})),
+            "id: 3\n\nid: 4\n\nid: 5\n\n"
+        );
         let (_, start) = hub.subscribe(&["a".into()], id(1)).unwrap();
         assert_eq!(start, Start::Resync(ResyncReason::HistoryTruncated));
         let (_, start) = hub.subscribe(&["a".into()], id(99)).unwrap();
@@ -240,12 +252,12 @@ mod tests {
             publish(&hub, s, &["a"]);
         }
         assert!(matches!(
-            sub.collect(1 << 20),
+            sub.collect(1 << 20, |_| {}),
             Collected::Resync(ResyncReason::Lagged)
         ));
         assert_eq!(sub.position().seq, 5);
         publish(&hub, 6, &["a"]);
-        assert_eq!(text(sub.collect(1 << 20)), "id: 6\n\n");
+        assert_eq!(text(sub.collect(1 << 20, |_| {})), "id: 6\n\n");
     }
 
     #[test]
@@ -259,7 +271,7 @@ mod tests {
         }
         let mut seen = String::new();
         for _ in 0..10 {
-            if let Collected::Frames { bytes, .. } = sub.collect(16) {
+            if let Collected::Frames { bytes, .. } = sub.collect(16, |_| {}) {
                 seen.push_str(std::str::from_utf8(&bytes).unwrap());
             }
         }

@@ -146,7 +146,15 @@ impl Body for SseBody {
         }
         loop {
             this.arm();
-            match this.subscription.collect(this.settings.max_batch_bytes) {
+            let lag = &this.metrics.delivery_lag_seconds;
+            let now = std::time::Instant::now();
+            let observe = |accepted: std::time::Instant| {
+                lag.observe(now.saturating_duration_since(accepted).as_secs_f64())
+            };
+            match this
+                .subscription
+                .collect(this.settings.max_batch_bytes, observe)
+            {
                 Collected::Frames { bytes, count, .. } => {
                     this.disarm();
                     this.metrics.frames_written_total.inc_by(count as u64);

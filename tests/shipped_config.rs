@@ -1,0 +1,198 @@
+//! The shipped `gateway.yaml` and the real binary: the file parses, validates and equals
+//! `Config::default()`; `ssegate --check` accepts it and refuses invalid files with a
+//! message naming the problem; and the binary, started on a temporary config, serves
+//! `/healthz`, a subscription and a publish.
+
+mod common;
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::json;
+use ssegate::Config;
+
+fn shipped() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.yaml")
+}
+
+/// The binary with a clean environment for the variables it reads.
+fn ssegate() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ssegate"));
+    cmd.env_remove("SSEGATE_PUBLISH_KEY")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn check(path: &Path) -> (Option<i32>, String, String) {
+    let out = ssegate()
+        .arg("--check")
+        .arg("--config")
+        .arg(path)
+        .output()
+        .expect("run ssegate --check");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn shipped_config_parses_validates_and_is_the_default() {
+    let config = Config::from_file(&shipped()).expect("gateway.yaml is valid");
+    config.validate().expect("validates");
+    assert_eq!(config, Config::default());
+}
+
+#[test]
+fn check_accepts_the_shipped_config() {
+    let (code, stdout, stderr) = check(&shipped());
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    assert_eq!(stdout.trim(), format!("{}: valid", shipped().display()));
+}
+
+#[test]
+fn check_refuses_invalid_configs_naming_the_problem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases = [
+        (
+            "unknown-field.yaml",
+            "limits:\n  max_body_byte: 3\n",
+            "max_body_byte",
+        ),
+        (
+            "cert-without-key.yaml",
+            "listeners:\n  - name: secure\n    address: 127.0.0.1:0\n    tls:\n      cert: /nonexistent/cert.pem\n",
+            "listeners.secure.tls: give both cert and key",
+        ),
+        (
+            "bad-duration.yaml",
+            "sse:\n  heartbeat: 3 weeks\n",
+            "is not a duration unit",
+        ),
+        (
+            "retry-inverted.yaml",
+            "sse:\n  retry_min: 10s\n  retry_max: 2s\n",
+            "sse.retry_min must not exceed sse.retry_max",
+        ),
+    ];
+    for (name, text, problem) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write config");
+        let (code, stdout, stderr) = check(&path);
+        assert_eq!(code, Some(2), "{name}: stdout {stdout:?} stderr {stderr:?}");
+        assert!(
+            stderr.contains("invalid configuration") && stderr.contains(problem),
+            "{name}: stderr should name {problem:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains(name),
+            "{name}: stderr names the file: {stderr}"
+        );
+    }
+    let (code, _, stderr) = check(&dir.path().join("absent.yaml"));
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("cannot read"), "{stderr}");
+}
+
+/// Kills the child process it holds when dropped (the test started it).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_serves_a_subscription_and_a_publish() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().unwrap().port()
+    };
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_path = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "listeners:\n  - name: only\n    address: 127.0.0.1:{port}\n\
+             publish:\n  keys:\n    - name: test\n      value: {PUBLISH_KEY}\n\
+             log:\n  level: warn\n"
+        ),
+    )
+    .expect("write config");
+    let log_path = dir.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut child = Running(
+        ssegate()
+            .arg("--config")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start ssegate"),
+    );
+    let log_text = || {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&log_path) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    };
+
+    // Wait (bounded) until /healthz answers.
+    let mut healthy = false;
+    for _ in 0..200 {
+        if let Some(status) = child.0.try_wait().expect("child status") {
+            panic!("ssegate exited early with {status}: {}", log_text());
+        }
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            let mut conn = Conn::open(&Endpoint::plain(addr), Http::H1).await;
+            let reply = conn
+                .request(http::Method::GET, "/healthz", &[], bytes::Bytes::new())
+                .await;
+            assert_eq!(reply.status, http::StatusCode::OK);
+            assert_eq!(reply.json(), json!({"status": "ok"}));
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(healthy, "ssegate never answered: {}", log_text());
+
+    let mut conn = Conn::open(&Endpoint::plain(addr), Http::H1).await;
+    let mut sub = conn.get_stream("/events/bin", &[]).await;
+    assert_stream_headers(&sub);
+    let preamble = sub.block().await;
+    assert!(preamble.retry.is_some_and(|r| (2000..=5000).contains(&r)));
+
+    let mut conn = Conn::open(&Endpoint::plain(addr), Http::H1).await;
+    let auth = format!("Bearer {PUBLISH_KEY}");
+    let reply = conn
+        .request(
+            http::Method::POST,
+            "/publish",
+            &[("authorization", &auth)],
+            bytes::Bytes::from(
+                json!({"channel": "bin", "event": "hi", "data": "from the binary"}).to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(reply.status, http::StatusCode::OK, "{}", reply.text());
+    let id = reply.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(seq(&id), 1);
+    assert_eq!(
+        sub.next_event().await.triple(),
+        (id, Some("hi".into()), "from the binary".into())
+    );
+    drop(sub);
+    child.0.kill().expect("kill ssegate");
+    let status = child.0.wait().expect("reap ssegate");
+    assert!(!status.success(), "killed, not exited: {status}");
+}
