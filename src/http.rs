@@ -14,12 +14,13 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 
 use crate::broker::PublishError;
+use crate::conn_limits::Refusal;
 use crate::error::ApiError;
 use crate::event_id::EventId;
-use crate::hub::{ResumeFrom, Start};
+use crate::hub::{LagBounds, ResumeFrom, Start};
 use crate::publish;
-use crate::sse::{encode, SseBody, StreamSettings};
-use crate::state::{ConnInfo, Shared};
+use crate::sse::{encode, SseBody, StreamContext, StreamSettings};
+use crate::state::{ConnState, Shared};
 
 /// Every response body: a whole one, or an event stream.
 pub type ResponseBody = Either<Full<Bytes>, SseBody>;
@@ -27,12 +28,14 @@ pub type ResponseBody = Either<Full<Bytes>, SseBody>;
 /// Routes one request.
 pub async fn handle(
     shared: Arc<Shared>,
-    conn: ConnInfo,
+    conn: Arc<ConnState>,
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
+    conn.first_request_seen
+        .store(true, std::sync::atomic::Ordering::Release);
     let path = req.uri().path();
     let result = if path == "/events" || path.starts_with("/events/") {
-        only(&req, Method::GET, "GET").and_then(|_| subscribe(&shared, conn, &req))
+        only(&req, Method::GET, "GET").and_then(|_| subscribe(&shared, &conn, &req))
     } else {
         match path {
             "/publish" => match only(&req, Method::POST, "POST") {
@@ -50,6 +53,40 @@ pub async fn handle(
     Ok(result.unwrap_or_else(|e| error_response(&shared, e)))
 }
 
+/// Answers every request of a connection that was over a connection cap: 503 (total)
+/// or 429 (per IP), with `Retry-After`, and closes it.
+pub async fn refuse(
+    shared: Arc<Shared>,
+    conn: Arc<ConnState>,
+    refusal: Refusal,
+    _req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    conn.first_request_seen
+        .store(true, std::sync::atomic::Ordering::Release);
+    let error = match refusal {
+        Refusal::Total => ApiError::unavailable(
+            "max_connections",
+            "the gateway is at its connection limit; retry later",
+            5,
+        ),
+        Refusal::PerIp => ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            ..ApiError::unavailable(
+                "max_connections_per_ip",
+                "too many connections from your address; retry later",
+                5,
+            )
+        },
+    };
+    // Counted at accept already; answer without counting twice.
+    let mut response = json(error.status, error.body());
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(5u32));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    let _ = shared;
+    Ok(response)
+}
+
 fn only<B>(req: &Request<B>, method: Method, allow: &'static str) -> Result<(), ApiError> {
     if req.method() == method {
         Ok(())
@@ -60,10 +97,11 @@ fn only<B>(req: &Request<B>, method: Method, allow: &'static str) -> Result<(), 
 
 fn subscribe(
     shared: &Shared,
-    conn: ConnInfo,
+    conn: &Arc<ConnState>,
     req: &Request<Incoming>,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let limits = &shared.config.limits;
+    let config = shared.config();
+    let limits = &config.limits;
     let mut names = Vec::new();
     if let Some(rest) = req.uri().path().strip_prefix("/events/") {
         let decoded = percent_encoding::percent_decode_str(rest)
@@ -103,8 +141,34 @@ fn subscribe(
             None => ResumeFrom::Unparseable,
         },
     };
+    // Count the stream on its connection first: an HTTP/2 client opening streams in
+    // parallel cannot slip past the cap.
+    let open = conn
+        .streams
+        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    if open >= limits.max_streams_per_connection {
+        conn.streams
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        return Err(ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            retry_after: Some(1),
+            ..ApiError::over_limit(
+                StatusCode::TOO_MANY_REQUESTS,
+                "max_streams_per_connection",
+                format!(
+                    "at most {} event streams on one connection",
+                    limits.max_streams_per_connection
+                ),
+            )
+        });
+    }
+    let uncount = || {
+        conn.streams
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    };
     let names: Vec<String> = channels.iter().map(|c| c.to_string()).collect();
-    let (subscription, start) = shared.hub.subscribe(&names, resume).map_err(|full| {
+    let (mut subscription, start) = shared.hub.subscribe(&names, resume).map_err(|full| {
+        uncount();
         ApiError::unavailable(
             "channel_limit",
             format!(
@@ -114,9 +178,17 @@ fn subscribe(
             5,
         )
     })?;
-    let sse = &shared.config.sse;
-    let retry_ms =
-        fastrand::u64(sse.retry_min.as_millis() as u64..=sse.retry_max.as_millis() as u64);
+    let sse = &config.sse;
+    let retry_range = (
+        sse.retry_min.as_millis() as u64,
+        sse.retry_max.as_millis() as u64,
+    );
+    let retry_ms = fastrand::u64(retry_range.0..=retry_range.1);
+    let slow = &config.slow_clients;
+    subscription.set_lag_bounds(LagBounds {
+        max_events: slow.max_lag_events,
+        max_bytes: slow.max_lag_bytes as u64,
+    });
     let position = subscription.position();
     let preamble = match start {
         Start::Fresh | Start::Resumed => encode::preamble(retry_ms, Some(position)),
@@ -136,18 +208,24 @@ fn subscribe(
     } else {
         "h1"
     };
+    let keepalive = &config.keepalive;
+    let max_age = keepalive
+        .max_connection_age
+        .map(|age| age.mul_f64(1.0 - keepalive.max_connection_age_jitter * fastrand::f64()));
     let settings = StreamSettings {
         heartbeat: sse.heartbeat,
         max_batch_bytes: sse.max_batch_bytes,
+        lag_policy: slow.policy,
+        max_age,
+        retry_ms: retry_range,
     };
-    let body = SseBody::new(
-        subscription,
-        preamble,
-        settings,
-        shared.metrics.clone(),
+    let context = StreamContext {
+        metrics: shared.metrics.clone(),
+        drain: shared.drain.clone(),
+        conn: conn.clone(),
         proto,
-        conn.tls,
-    );
+    };
+    let body = SseBody::new(subscription, preamble, settings, context);
     let mut response = Response::new(Either::Right(body));
     let headers = response.headers_mut();
     headers.insert(
@@ -164,10 +242,11 @@ async fn publish(
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let started = Instant::now();
+    let config = shared.config();
     authorize_publisher(shared, &req)?;
     // The body is parsed as JSON whatever its Content-Type: `curl -d` sends a form
     // type, and a wrong guess there should not cost a newcomer a 415.
-    let max = shared.config.limits.max_body_bytes;
+    let max = config.limits.max_body_bytes;
     let too_large = || {
         ApiError::over_limit(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -194,7 +273,7 @@ async fn publish(
             }
         })?
         .to_bytes();
-    let request = publish::parse(&body, &shared.config.limits)?;
+    let request = publish::parse(&body, &config.limits)?;
     let count = request.events.len();
     let ids = shared
         .broker
@@ -237,7 +316,7 @@ fn authorize_publisher<B>(shared: &Shared, req: &Request<B>) -> Result<(), ApiEr
         })
         .map(str::trim)
         .unwrap_or("");
-    let matched = shared.publish_keys.iter().fold(false, |ok, key| {
+    let matched = shared.publish_keys().iter().fold(false, |ok, key| {
         ok | constant_time_eq(key.secret.as_bytes(), token.as_bytes())
     });
     if matched {
@@ -267,7 +346,12 @@ fn cursor(shared: &Shared) -> Response<ResponseBody> {
 }
 
 fn readyz(shared: &Shared) -> Response<ResponseBody> {
-    if shared.broker.is_ready() {
+    if shared.drain.is_draining() {
+        json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"status":"draining"}"#.into(),
+        )
+    } else if shared.broker.is_ready() {
         json(StatusCode::OK, r#"{"status":"ready"}"#.into())
     } else {
         json(

@@ -10,6 +10,9 @@
 pub mod broker;
 pub mod channel_name;
 pub mod config;
+pub mod conn_io;
+pub mod conn_limits;
+pub mod drain;
 pub mod error;
 pub mod event_id;
 pub mod http;

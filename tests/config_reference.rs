@@ -19,7 +19,11 @@ fn paths(value: &Value, prefix: &str, out: &mut BTreeSet<String>) {
         Value::Mapping(map) => {
             for (k, v) in map {
                 let key = k.as_str().expect("string keys");
-                let path = if prefix.is_empty() { key.to_string() } else { format!("{prefix}.{key}") };
+                let path = if prefix.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{prefix}.{key}")
+                };
                 out.insert(path.clone());
                 paths(v, &path, out);
             }
@@ -55,7 +59,10 @@ fn every_field_is_in_the_reference() {
         .into_iter()
         .filter(|p| !doc.contains(&format!("`{p}`")))
         .collect();
-    assert!(missing.is_empty(), "docs/CONFIGURATION.md lacks {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/CONFIGURATION.md lacks {missing:?}"
+    );
 }
 
 #[test]
@@ -69,7 +76,10 @@ fn the_reference_lists_no_field_the_code_lacks() {
             stale.push(field.to_string());
         }
     }
-    assert!(stale.is_empty(), "docs/CONFIGURATION.md documents unknown fields {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "docs/CONFIGURATION.md documents unknown fields {stale:?}"
+    );
 }
 
 #[test]
@@ -79,12 +89,19 @@ fn the_shipped_file_spells_out_every_field_and_is_the_defaults() {
     let mut in_file = BTreeSet::new();
     paths(&shipped, "", &mut in_file);
     let mut defaults = BTreeSet::new();
-    paths(&serde_yaml::to_value(Config::default()).unwrap(), "", &mut defaults);
+    paths(
+        &serde_yaml::to_value(Config::default()).unwrap(),
+        "",
+        &mut defaults,
+    );
     let missing: Vec<_> = defaults.difference(&in_file).collect();
     assert!(missing.is_empty(), "gateway.yaml lacks {missing:?}");
     // Fields of optional list items (history rules) appear in the file's example.
     for field in ["pattern:", "max_events:", "max_age:", "max_bytes:"] {
-        assert!(text.contains(&format!("#     {field}")) || text.contains(&format!("#   - {field}")), "{field}");
+        assert!(
+            text.contains(&format!("#     {field}")) || text.contains(&format!("#   - {field}")),
+            "{field}"
+        );
     }
     assert_eq!(Config::from_yaml(&text).unwrap(), Config::default());
 }
@@ -112,5 +129,8 @@ fn every_config_field_has_a_doc_comment() {
             undocumented.push(t.to_string());
         }
     }
-    assert!(undocumented.is_empty(), "fields without a doc comment: {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "fields without a doc comment: {undocumented:?}"
+    );
 }
