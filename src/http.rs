@@ -35,7 +35,10 @@ pub async fn handle(
         .store(true, std::sync::atomic::Ordering::Release);
     let path = req.uri().path();
     let result = if path == "/events" || path.starts_with("/events/") {
-        only(&req, Method::GET, "GET").and_then(|_| subscribe(&shared, &conn, &req))
+        only(&req, Method::GET, "GET").and_then(|_| {
+            subscribe(&shared, &conn, req.uri(), req.headers(), req.version())
+                .map(|r| r.map(Either::Right))
+        })
     } else {
         match path {
             "/publish" => match only(&req, Method::POST, "POST") {
@@ -95,15 +98,20 @@ fn only<B>(req: &Request<B>, method: Method, allow: &'static str) -> Result<(), 
     }
 }
 
-fn subscribe(
+/// Opens an event stream for `GET /events…`: validates the channels, positions the
+/// subscription (`Last-Event-ID`), and returns the streaming response. Shared by the
+/// hyper path and the lean HTTP/1.1 path.
+pub fn subscribe(
     shared: &Shared,
     conn: &Arc<ConnState>,
-    req: &Request<Incoming>,
-) -> Result<Response<ResponseBody>, ApiError> {
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+    version: Version,
+) -> Result<Response<SseBody>, ApiError> {
     let config = shared.config();
     let limits = &config.limits;
     let mut names = Vec::new();
-    if let Some(rest) = req.uri().path().strip_prefix("/events/") {
+    if let Some(rest) = uri.path().strip_prefix("/events/") {
         let decoded = percent_encoding::percent_decode_str(rest)
             .decode_utf8()
             .map_err(|_| {
@@ -112,7 +120,7 @@ fn subscribe(
         names.push(decoded.into_owned());
     }
     let mut last_event_id_query = None;
-    if let Some(query) = req.uri().query() {
+    if let Some(query) = uri.query() {
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             match &*key {
                 "channel" => {
@@ -129,8 +137,7 @@ fn subscribe(
     let channels = publish::validate_channels(names, limits.max_channels_per_connection)?;
     // The header (sent by the browser on reconnect) wins over the query parameter
     // (written into the URL at page load, and stale after the first event).
-    let header_id = req
-        .headers()
+    let header_id = headers
         .get("last-event-id")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
         .filter(|v| !v.is_empty());
@@ -203,7 +210,7 @@ fn subscribe(
             Bytes::from(both)
         }
     };
-    let proto = if req.version() == Version::HTTP_2 {
+    let proto = if version == Version::HTTP_2 {
         "h2"
     } else {
         "h1"
@@ -226,7 +233,7 @@ fn subscribe(
         proto,
     };
     let body = SseBody::new(subscription, preamble, settings, context);
-    let mut response = Response::new(Either::Right(body));
+    let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -386,7 +393,8 @@ fn json(status: StatusCode, body: String) -> Response<ResponseBody> {
     response
 }
 
-fn error_response(shared: &Shared, e: ApiError) -> Response<ResponseBody> {
+/// The answer to an error, counted in the metrics by fault, code and limit.
+pub fn error_response(shared: &Shared, e: ApiError) -> Response<ResponseBody> {
     let m = &shared.metrics;
     m.request_errors_total
         .with_label_values(&[e.fault.as_str(), e.code])

@@ -17,6 +17,7 @@ pub mod error;
 pub mod event_id;
 pub mod http;
 pub mod hub;
+pub mod lean_h1;
 pub mod listener;
 pub mod metrics;
 pub mod publish;

@@ -18,9 +18,10 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
-use crate::conn_io::GuardedIo;
+use crate::conn_io::{GuardedIo, Prefixed};
 use crate::conn_limits::{ConnectionLimiter, Refusal};
 use crate::http;
+use crate::lean_h1::{self, After, Head};
 use crate::state::{ConnState, Shared};
 
 /// Connections beyond the cap that are still answered (503/429) rather than closed
@@ -129,22 +130,36 @@ async fn connection(
         config.slow_clients.write_timeout,
         first_request_within,
     );
+    // The hyper and TLS paths are boxed: a task's future is as large as its largest
+    // state, and the lean path's idle streams should not carry hyper's size.
     match tls {
-        None => serve(io, conn, refusal, &config, context).await,
-        Some(acceptor) => {
-            match tokio::time::timeout(config.limits.tls_handshake_timeout, acceptor.accept(io))
-                .await
-            {
-                Ok(Ok(tls_stream)) => serve(tls_stream, conn, refusal, &config, context).await,
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => {
-                    metrics
-                        .refusals_total
-                        .with_label_values(&["tls_handshake_timeout"])
-                        .inc();
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                }
-            }
+        None if refusal.is_none() => serve_plain(io, conn, config, context).await,
+        None => Box::pin(serve(io, conn, refusal, &config, context)).await,
+        Some(acceptor) => Box::pin(serve_tls(io, acceptor, conn, refusal, config, context)).await,
+    }
+}
+
+/// A TLS connection: handshake (bounded in time), then hyper.
+async fn serve_tls(
+    io: GuardedIo<TcpStream>,
+    acceptor: TlsAcceptor,
+    conn: Arc<ConnState>,
+    refusal: Option<Refusal>,
+    config: Arc<Config>,
+    context: AcceptContext,
+) {
+    let handshake = tokio::time::timeout(config.limits.tls_handshake_timeout, acceptor.accept(io));
+    match handshake.await {
+        Ok(Ok(tls_stream)) => serve(tls_stream, conn, refusal, &config, context).await,
+        Ok(Err(e)) => tracing::debug!(peer = %conn.peer, error = %e, "TLS handshake failed"),
+        Err(_) => {
+            context
+                .shared
+                .metrics
+                .refusals_total
+                .with_label_values(&["tls_handshake_timeout"])
+                .inc();
+            tracing::debug!(peer = %conn.peer, "TLS handshake timed out");
         }
     }
 }
@@ -166,6 +181,68 @@ fn configure_socket(stream: &TcpStream, config: &Config) {
     if let Some(timeout) = k.tcp_user_timeout {
         if let Err(e) = sock.set_tcp_user_timeout(Some(timeout)) {
             tracing::debug!(error = %e, "cannot set TCP_USER_TIMEOUT");
+        }
+    }
+}
+
+/// A plain connection: event streams over HTTP/1.1 take the lean path, anything else
+/// goes to hyper with the bytes already read.
+async fn serve_plain(
+    mut io: GuardedIo<TcpStream>,
+    conn: Arc<ConnState>,
+    config: Arc<Config>,
+    context: AcceptContext,
+) {
+    let shared = context.shared.clone();
+    let mut first = true;
+    loop {
+        let mut buf = Vec::with_capacity(1024);
+        let limits = &config.limits;
+        let head = if first {
+            lean_h1::read_head(
+                &mut io,
+                &mut buf,
+                limits.max_header_bytes,
+                limits.max_headers,
+            )
+            .await
+        } else {
+            // Between requests on a kept-alive connection the same bound applies as
+            // hyper's: a whole head within the header read timeout.
+            let read = lean_h1::read_head(
+                &mut io,
+                &mut buf,
+                limits.max_header_bytes,
+                limits.max_headers,
+            );
+            match tokio::time::timeout(limits.header_read_timeout, read).await {
+                Ok(head) => head,
+                Err(_) => return,
+            }
+        };
+        first = false;
+        match head {
+            Head::Gone => return,
+            Head::Other => {
+                let io = Prefixed::new(buf, io);
+                return Box::pin(serve(io, conn, None, &config, context)).await;
+            }
+            Head::Events {
+                uri,
+                headers,
+                keep_alive,
+                consumed,
+            } => {
+                conn.first_request_seen
+                    .store(true, std::sync::atomic::Ordering::Release);
+                let pipelined = buf.len() > consumed;
+                drop(buf);
+                let after =
+                    lean_h1::serve_events(&mut io, &shared, &conn, &uri, &headers, pipelined).await;
+                if matches!(after, After::Close) || !keep_alive || *context.shutdown.borrow() {
+                    return;
+                }
+            }
         }
     }
 }
