@@ -51,13 +51,16 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use http_body::Body;
 use serde_json::{json, Value};
 use ssegate::broker::{IdempotencyWindow, MemoryBroker, PreparedEvent};
+use ssegate::config::LagPolicy;
 use ssegate::config::{HistoryConfig, LimitsConfig};
+use ssegate::drain::Drain;
 use ssegate::event_id::EventId;
 use ssegate::hub::{Collected, Hub, ResumeFrom, Subscription};
 use ssegate::metrics::Metrics;
 use ssegate::publish;
 use ssegate::sse::encode::{self, EventData};
-use ssegate::sse::{SseBody, StreamSettings};
+use ssegate::sse::{SseBody, StreamContext, StreamSettings};
+use ssegate::state::ConnState;
 
 /// The default `sse.max_batch_bytes`.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
@@ -334,7 +337,12 @@ fn bench_fanout_body(c: &mut Criterion) {
     let settings = StreamSettings {
         heartbeat: Duration::from_secs(3600),
         max_batch_bytes: MAX_BATCH_BYTES,
+        lag_policy: LagPolicy::Disconnect,
+        max_age: None,
+        retry_ms: (2000, 5000),
     };
+    let conn = ConnState::new("127.0.0.1:1".parse().expect("address"), false);
+    let drain = Arc::new(Drain::new(Duration::from_secs(20)));
     let mut cx = Context::from_waker(Waker::noop());
 
     let mut group = c.benchmark_group("fanout_body");
@@ -348,7 +356,13 @@ fn bench_fanout_body(c: &mut Criterion) {
             .map(|_| {
                 let sub = rig.subscribe();
                 let preamble = encode::preamble(2_000, Some(sub.position()));
-                SseBody::new(sub, preamble, settings, metrics.clone(), "h1", false)
+                let context = StreamContext {
+                    metrics: metrics.clone(),
+                    drain: drain.clone(),
+                    slot: conn.try_open_stream(usize::MAX).expect("no cap"),
+                    proto: "h1",
+                };
+                SseBody::new(sub, preamble, settings, context)
             })
             .collect();
         // Sanity, untimed: each body writes its preamble, then waits for events.

@@ -27,6 +27,12 @@ pub struct Config {
     pub history: HistoryConfig,
     /// Bounds on what one client or one request may cost.
     pub limits: LimitsConfig,
+    /// What happens to subscribers that read slower than events arrive, or not at all.
+    pub slow_clients: SlowClientsConfig,
+    /// How dead and stale connections are found and closed.
+    pub keepalive: KeepaliveConfig,
+    /// Graceful shutdown on SIGTERM / SIGINT.
+    pub drain: DrainConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -50,6 +56,9 @@ impl Default for Config {
             sse: SseConfig::default(),
             history: HistoryConfig::default(),
             limits: LimitsConfig::default(),
+            slow_clients: SlowClientsConfig::default(),
+            keepalive: KeepaliveConfig::default(),
+            drain: DrainConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -289,7 +298,28 @@ pub struct LimitsConfig {
     /// Time a client has to send its request headers (cuts off slowloris clients).
     #[serde(with = "duration_text")]
     pub header_read_timeout: Duration,
+    /// Time a TLS client has to finish its handshake.
+    #[serde(with = "duration_text")]
+    pub tls_handshake_timeout: Duration,
+    /// Largest request head (request line and headers) in bytes; 431 above it on
+    /// HTTP/1.1, a stream error on HTTP/2. At least 8192.
+    pub max_header_bytes: usize,
+    /// Most header fields in one HTTP/1.1 request.
+    pub max_headers: usize,
+    /// Most open TCP connections; null takes the open-files limit less a reserve of
+    /// [`FD_RESERVE`] for listeners, logs and the like. Over it: 503 with Retry-After.
+    pub max_connections: Option<usize>,
+    /// Most open TCP connections from one client IP; null (the default) is no cap,
+    /// because offices and mobile carriers put many users behind one address.
+    /// Over it: 429 with Retry-After.
+    pub max_connections_per_ip: Option<usize>,
+    /// Most concurrent event streams on one HTTP/2 connection; 429 above it.
+    pub max_streams_per_connection: usize,
 }
+
+/// File descriptors kept free when `limits.max_connections` is derived from the
+/// open-files limit.
+pub const FD_RESERVE: usize = 64;
 
 impl Default for LimitsConfig {
     fn default() -> Self {
@@ -300,6 +330,107 @@ impl Default for LimitsConfig {
             max_channels_per_connection: 64,
             max_channels: 100_000,
             header_read_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            max_connections: None,
+            max_connections_per_ip: None,
+            max_streams_per_connection: 100,
+        }
+    }
+}
+
+/// What the gateway does with a subscriber that falls behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LagPolicy {
+    /// End the stream; the browser reconnects with `Last-Event-ID` and catches up from
+    /// history (or is told to resync when history no longer reaches back).
+    Disconnect,
+    /// Skip to the newest event and send `ssegate.resync` with reason `lagged`.
+    Resync,
+}
+
+/// Slow and stalled subscribers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlowClientsConfig {
+    /// What to do past the lag bounds below (or when history it still needed was dropped).
+    pub policy: LagPolicy,
+    /// Events waiting for one subscriber (summed over its channels) before the policy applies.
+    pub max_lag_events: usize,
+    /// Bytes waiting for one subscriber before the policy applies.
+    pub max_lag_bytes: usize,
+    /// A write that makes no progress for this long closes the connection (the client
+    /// stopped reading or vanished).
+    #[serde(with = "duration_text")]
+    pub write_timeout: Duration,
+}
+
+impl Default for SlowClientsConfig {
+    fn default() -> Self {
+        SlowClientsConfig {
+            policy: LagPolicy::Disconnect,
+            max_lag_events: 500,
+            max_lag_bytes: 512 * 1024,
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Finding dead peers and rebalancing long-lived connections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeepaliveConfig {
+    /// Idle time before the kernel sends TCP keepalive probes; null turns them off.
+    #[serde(with = "optional_duration_text")]
+    pub tcp_keepalive: Option<Duration>,
+    /// TCP_USER_TIMEOUT: unacknowledged data older than this kills the connection in
+    /// the kernel; null leaves the kernel default (many minutes).
+    #[serde(with = "optional_duration_text")]
+    pub tcp_user_timeout: Option<Duration>,
+    /// Interval of HTTP/2 PINGs on a connection; null turns them off.
+    #[serde(with = "optional_duration_text")]
+    pub h2_ping_interval: Option<Duration>,
+    /// A PING unanswered for this long closes the HTTP/2 connection.
+    #[serde(with = "duration_text")]
+    pub h2_ping_timeout: Duration,
+    /// Streams older than this are ended (with `retry:`) so long-lived connections
+    /// rebalance across nodes; null keeps them forever.
+    #[serde(with = "optional_duration_text")]
+    pub max_connection_age: Option<Duration>,
+    /// A random share of `max_connection_age` (0 to 1) taken off each stream's age, so
+    /// streams opened together do not end together.
+    pub max_connection_age_jitter: f64,
+}
+
+impl Default for KeepaliveConfig {
+    fn default() -> Self {
+        KeepaliveConfig {
+            tcp_keepalive: Some(Duration::from_secs(60)),
+            tcp_user_timeout: Some(Duration::from_secs(60)),
+            h2_ping_interval: Some(Duration::from_secs(30)),
+            h2_ping_timeout: Duration::from_secs(20),
+            max_connection_age: None,
+            max_connection_age_jitter: 0.1,
+        }
+    }
+}
+
+/// Graceful shutdown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DrainConfig {
+    /// On SIGTERM or SIGINT every stream ends at a random moment within this period
+    /// (with a fresh `retry:`), so a fleet's clients do not reconnect in one wave.
+    #[serde(with = "duration_text")]
+    pub period: Duration,
+}
+
+impl Default for DrainConfig {
+    fn default() -> Self {
+        DrainConfig {
+            period: Duration::from_secs(20),
         }
     }
 }
@@ -449,8 +580,53 @@ impl Config {
                 return Err(ConfigError::new(format!("limits.{name}: at least 1")));
             }
         }
-        if l.header_read_timeout.is_zero() {
-            return Err(ConfigError::new("limits.header_read_timeout: more than 0"));
+        if l.header_read_timeout.is_zero() || l.tls_handshake_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "limits.header_read_timeout and limits.tls_handshake_timeout: more than 0",
+            ));
+        }
+        if l.max_header_bytes < 8192 {
+            return Err(ConfigError::new("limits.max_header_bytes: at least 8192"));
+        }
+        for (name, v) in [
+            ("max_headers", Some(l.max_headers)),
+            ("max_connections", l.max_connections),
+            ("max_connections_per_ip", l.max_connections_per_ip),
+            (
+                "max_streams_per_connection",
+                Some(l.max_streams_per_connection),
+            ),
+        ] {
+            if v == Some(0) {
+                return Err(ConfigError::new(format!(
+                    "limits.{name}: at least 1 (or null)"
+                )));
+            }
+        }
+        let s = &self.slow_clients;
+        if s.max_lag_events == 0 || s.max_lag_bytes == 0 {
+            return Err(ConfigError::new(
+                "slow_clients.max_lag_events and max_lag_bytes: at least 1",
+            ));
+        }
+        if s.write_timeout < Duration::from_millis(100) {
+            return Err(ConfigError::new(
+                "slow_clients.write_timeout: at least 100ms",
+            ));
+        }
+        let k = &self.keepalive;
+        if !(0.0..=1.0).contains(&k.max_connection_age_jitter) {
+            return Err(ConfigError::new(
+                "keepalive.max_connection_age_jitter: between 0 and 1",
+            ));
+        }
+        if k.max_connection_age.is_some_and(|a| a.is_zero())
+            || k.h2_ping_interval.is_some_and(|a| a.is_zero())
+            || k.h2_ping_timeout.is_zero()
+        {
+            return Err(ConfigError::new(
+                "keepalive: durations must be more than 0 (null turns an optional one off)",
+            ));
         }
         Ok(())
     }

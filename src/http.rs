@@ -14,12 +14,13 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 
 use crate::broker::PublishError;
+use crate::conn_limits::Refusal;
 use crate::error::ApiError;
 use crate::event_id::EventId;
-use crate::hub::{ResumeFrom, Start};
+use crate::hub::{LagBounds, ResumeFrom, Start};
 use crate::publish;
-use crate::sse::{encode, SseBody, StreamSettings};
-use crate::state::{ConnInfo, Shared};
+use crate::sse::{encode, SseBody, StreamContext, StreamSettings};
+use crate::state::{ConnState, Shared};
 
 /// Every response body: a whole one, or an event stream.
 pub type ResponseBody = Either<Full<Bytes>, SseBody>;
@@ -27,12 +28,17 @@ pub type ResponseBody = Either<Full<Bytes>, SseBody>;
 /// Routes one request.
 pub async fn handle(
     shared: Arc<Shared>,
-    conn: ConnInfo,
+    conn: Arc<ConnState>,
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
+    conn.first_request_seen
+        .store(true, std::sync::atomic::Ordering::Release);
     let path = req.uri().path();
     let result = if path == "/events" || path.starts_with("/events/") {
-        only(&req, Method::GET, "GET").and_then(|_| subscribe(&shared, conn, &req))
+        only(&req, Method::GET, "GET").and_then(|_| {
+            subscribe(&shared, &conn, req.uri(), req.headers(), req.version())
+                .map(|r| r.map(Either::Right))
+        })
     } else {
         match path {
             "/publish" => match only(&req, Method::POST, "POST") {
@@ -50,6 +56,40 @@ pub async fn handle(
     Ok(result.unwrap_or_else(|e| error_response(&shared, e)))
 }
 
+/// Answers every request of a connection that was over a connection cap: 503 (total)
+/// or 429 (per IP), with `Retry-After`, and closes it.
+pub async fn refuse(
+    shared: Arc<Shared>,
+    conn: Arc<ConnState>,
+    refusal: Refusal,
+    _req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    conn.first_request_seen
+        .store(true, std::sync::atomic::Ordering::Release);
+    let error = match refusal {
+        Refusal::Total => ApiError::unavailable(
+            "max_connections",
+            "the gateway is at its connection limit; retry later",
+            5,
+        ),
+        Refusal::PerIp => ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            ..ApiError::unavailable(
+                "max_connections_per_ip",
+                "too many connections from your address; retry later",
+                5,
+            )
+        },
+    };
+    // Counted at accept already; answer without counting twice.
+    let mut response = json(error.status, error.body());
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(5u32));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    let _ = shared;
+    Ok(response)
+}
+
 fn only<B>(req: &Request<B>, method: Method, allow: &'static str) -> Result<(), ApiError> {
     if req.method() == method {
         Ok(())
@@ -58,14 +98,20 @@ fn only<B>(req: &Request<B>, method: Method, allow: &'static str) -> Result<(), 
     }
 }
 
-fn subscribe(
+/// Opens an event stream for `GET /events…`: validates the channels, positions the
+/// subscription (`Last-Event-ID`), and returns the streaming response. Shared by the
+/// hyper path and the lean HTTP/1.1 path.
+pub fn subscribe(
     shared: &Shared,
-    conn: ConnInfo,
-    req: &Request<Incoming>,
-) -> Result<Response<ResponseBody>, ApiError> {
-    let limits = &shared.config.limits;
+    conn: &Arc<ConnState>,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+    version: Version,
+) -> Result<Response<SseBody>, ApiError> {
+    let config = shared.config();
+    let limits = &config.limits;
     let mut names = Vec::new();
-    if let Some(rest) = req.uri().path().strip_prefix("/events/") {
+    if let Some(rest) = uri.path().strip_prefix("/events/") {
         let decoded = percent_encoding::percent_decode_str(rest)
             .decode_utf8()
             .map_err(|_| {
@@ -74,17 +120,18 @@ fn subscribe(
         names.push(decoded.into_owned());
     }
     let mut last_event_id_query = None;
-    if let Some(query) = req.uri().query() {
+    if let Some(query) = uri.query() {
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             match &*key {
                 "channel" => {
                     // Repeats are harmless (validate_channels drops them); only
                     // distinct names count, and collecting stops one past the limit
                     // so the refusal below is reached without an unbounded list.
-                    if !names.iter().any(|n| *n == value) {
-                        if names.len() > limits.max_channels_per_connection {
-                            break;
-                        }
+                    let repeat = names.iter().any(|n| *n == value);
+                    if !repeat && names.len() > limits.max_channels_per_connection {
+                        break;
+                    }
+                    if !repeat {
                         names.push(value.into_owned());
                     }
                 }
@@ -96,8 +143,7 @@ fn subscribe(
     let channels = publish::validate_channels(names, limits.max_channels_per_connection)?;
     // The header (sent by the browser on reconnect) wins over the query parameter
     // (written into the URL at page load, and stale after the first event).
-    let header_id = req
-        .headers()
+    let header_id = headers
         .get("last-event-id")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
         .filter(|v| !v.is_empty());
@@ -108,8 +154,21 @@ fn subscribe(
             None => ResumeFrom::Unparseable,
         },
     };
+    // Count the stream on its connection first: an HTTP/2 client opening streams in
+    // parallel cannot slip past the cap. The slot uncounts it whenever it is dropped.
+    let max_streams = limits.max_streams_per_connection;
+    let Some(slot) = conn.try_open_stream(max_streams) else {
+        return Err(ApiError {
+            retry_after: Some(1),
+            ..ApiError::over_limit(
+                StatusCode::TOO_MANY_REQUESTS,
+                "max_streams_per_connection",
+                format!("at most {max_streams} event streams on one connection"),
+            )
+        });
+    };
     let names: Vec<String> = channels.iter().map(|c| c.to_string()).collect();
-    let (subscription, start) = shared.hub.subscribe(&names, resume).map_err(|full| {
+    let (mut subscription, start) = shared.hub.subscribe(&names, resume).map_err(|full| {
         ApiError::unavailable(
             "channel_limit",
             format!(
@@ -119,9 +178,17 @@ fn subscribe(
             5,
         )
     })?;
-    let sse = &shared.config.sse;
-    let retry_ms =
-        fastrand::u64(sse.retry_min.as_millis() as u64..=sse.retry_max.as_millis() as u64);
+    let sse = &config.sse;
+    let retry_range = (
+        sse.retry_min.as_millis() as u64,
+        sse.retry_max.as_millis() as u64,
+    );
+    let retry_ms = fastrand::u64(retry_range.0..=retry_range.1);
+    let slow = &config.slow_clients;
+    subscription.set_lag_bounds(LagBounds {
+        max_events: slow.max_lag_events,
+        max_bytes: slow.max_lag_bytes as u64,
+    });
     let position = subscription.position();
     let preamble = match start {
         Start::Fresh | Start::Resumed => encode::preamble(retry_ms, Some(position)),
@@ -136,24 +203,30 @@ fn subscribe(
             Bytes::from(both)
         }
     };
-    let proto = if req.version() == Version::HTTP_2 {
+    let proto = if version == Version::HTTP_2 {
         "h2"
     } else {
         "h1"
     };
+    let keepalive = &config.keepalive;
+    let max_age = keepalive
+        .max_connection_age
+        .map(|age| age.mul_f64(1.0 - keepalive.max_connection_age_jitter * fastrand::f64()));
     let settings = StreamSettings {
         heartbeat: sse.heartbeat,
         max_batch_bytes: sse.max_batch_bytes,
+        lag_policy: slow.policy,
+        max_age,
+        retry_ms: retry_range,
     };
-    let body = SseBody::new(
-        subscription,
-        preamble,
-        settings,
-        shared.metrics.clone(),
+    let context = StreamContext {
+        metrics: shared.metrics.clone(),
+        drain: shared.drain.clone(),
+        slot,
         proto,
-        conn.tls,
-    );
-    let mut response = Response::new(Either::Right(body));
+    };
+    let body = SseBody::new(subscription, preamble, settings, context);
+    let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -169,10 +242,11 @@ async fn publish(
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let started = Instant::now();
+    let config = shared.config();
     authorize_publisher(shared, &req)?;
     // The body is parsed as JSON whatever its Content-Type: `curl -d` sends a form
     // type, and a wrong guess there should not cost a newcomer a 415.
-    let max = shared.config.limits.max_body_bytes;
+    let max = config.limits.max_body_bytes;
     let too_large = || {
         ApiError::over_limit(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -199,7 +273,7 @@ async fn publish(
             }
         })?
         .to_bytes();
-    let request = publish::parse(&body, &shared.config.limits)?;
+    let request = publish::parse(&body, &config.limits)?;
     let published = shared
         .broker
         .publish(request.events)
@@ -245,7 +319,7 @@ fn authorize_publisher<B>(shared: &Shared, req: &Request<B>) -> Result<(), ApiEr
         })
         .map(str::trim)
         .unwrap_or("");
-    let matched = shared.publish_keys.iter().fold(false, |ok, key| {
+    let matched = shared.publish_keys().iter().fold(false, |ok, key| {
         ok | constant_time_eq(key.secret.as_bytes(), token.as_bytes())
     });
     if matched {
@@ -275,7 +349,12 @@ fn cursor(shared: &Shared) -> Response<ResponseBody> {
 }
 
 fn readyz(shared: &Shared) -> Response<ResponseBody> {
-    if shared.broker.is_ready() {
+    if shared.drain.is_draining() {
+        json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"status":"draining"}"#.into(),
+        )
+    } else if shared.broker.is_ready() {
         json(StatusCode::OK, r#"{"status":"ready"}"#.into())
     } else {
         json(
@@ -310,7 +389,8 @@ fn json(status: StatusCode, body: String) -> Response<ResponseBody> {
     response
 }
 
-fn error_response(shared: &Shared, e: ApiError) -> Response<ResponseBody> {
+/// The answer to an error, counted in the metrics by fault, code and limit.
+pub fn error_response(shared: &Shared, e: ApiError) -> Response<ResponseBody> {
     let m = &shared.metrics;
     m.request_errors_total
         .with_label_values(&[e.fault.as_str(), e.code])

@@ -10,10 +10,14 @@
 pub mod broker;
 pub mod channel_name;
 pub mod config;
+pub mod conn_io;
+pub mod conn_limits;
+pub mod drain;
 pub mod error;
 pub mod event_id;
 pub mod http;
 pub mod hub;
+pub mod lean_h1;
 pub mod listener;
 pub mod metrics;
 pub mod publish;

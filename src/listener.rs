@@ -1,5 +1,7 @@
 //! Accept loops: one per configured listener, plain (HTTP/1.1 and h2c by prior
-//! knowledge) or TLS (ALPN `h2` / `http/1.1`), each connection served by hyper.
+//! knowledge) or TLS (ALPN `h2` / `http/1.1`). Each accepted socket is admitted against
+//! the connection caps, given keepalive socket options, wrapped in [`GuardedIo`], and
+//! served by hyper until it ends or a graceful shutdown finishes it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,18 +10,42 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use parking_lot::RwLock;
+use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::config::Config;
+use crate::conn_io::{GuardedIo, Prefixed};
+use crate::conn_limits::{ConnectionLimiter, Refusal};
 use crate::http;
-use crate::state::{ConnInfo, Shared};
+use crate::lean_h1::{self, After, Head};
+use crate::state::{ConnState, Shared};
 
-/// How long a TLS client has to finish its handshake.
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections beyond the cap that are still answered (503/429) rather than closed
+/// at once; past this many, a refused socket is closed without a word.
+pub const REFUSAL_SLACK: usize = 256;
 
-/// HTTP/2 PING interval on quiet connections (finds dead peers behind the stream).
-pub const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a refused connection may take to receive its answer.
+pub const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A TLS acceptor that SIGHUP can replace (new certificate) under running connections.
+pub type SharedAcceptor = Arc<RwLock<TlsAcceptor>>;
+
+/// What every accept loop shares.
+#[derive(Clone)]
+pub struct AcceptContext {
+    /// Handlers' state.
+    pub shared: Arc<Shared>,
+    /// Connection caps.
+    pub limiter: Arc<ConnectionLimiter>,
+    /// The cap on open connections (resolved from the open-files limit when unset).
+    pub max_connections: Arc<std::sync::atomic::AtomicUsize>,
+    /// Flips to true when a graceful shutdown begins.
+    pub shutdown: watch::Receiver<bool>,
+}
 
 /// A bound listener, ready to accept.
 pub struct BoundListener {
@@ -28,7 +54,7 @@ pub struct BoundListener {
     /// The address it actually listens on (port 0 resolved).
     pub local_addr: SocketAddr,
     /// The TLS acceptor of a TLS listener.
-    pub tls: Option<TlsAcceptor>,
+    pub tls: Option<SharedAcceptor>,
     socket: TcpListener,
 }
 
@@ -37,7 +63,7 @@ impl BoundListener {
     pub async fn bind(
         name: &str,
         address: SocketAddr,
-        tls: Option<TlsAcceptor>,
+        tls: Option<SharedAcceptor>,
     ) -> std::io::Result<BoundListener> {
         let socket = TcpListener::bind(address).await?;
         Ok(BoundListener {
@@ -49,7 +75,7 @@ impl BoundListener {
     }
 
     /// Accepts connections until the task is dropped.
-    pub async fn run(self, shared: Arc<Shared>) {
+    pub async fn run(self, context: AcceptContext) {
         loop {
             let (stream, peer) = match self.socket.accept().await {
                 Ok(accepted) => accepted,
@@ -60,53 +86,255 @@ impl BoundListener {
                     continue;
                 }
             };
-            let _ = stream.set_nodelay(true);
-            let shared = shared.clone();
-            let tls = self.tls.clone();
-            tokio::spawn(async move {
-                let info = ConnInfo {
-                    peer,
-                    tls: tls.is_some(),
-                };
-                match tls {
-                    None => serve(stream, info, shared).await,
-                    Some(acceptor) => {
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                            .await
-                        {
-                            Ok(Ok(tls_stream)) => serve(tls_stream, info, shared).await,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed")
-                            }
-                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                        }
-                    }
-                }
-            });
+            let context = context.clone();
+            let tls = self.tls.as_ref().map(|t| t.read().clone());
+            tokio::spawn(connection(stream, peer, tls, context));
         }
     }
 }
 
-async fn serve<S>(stream: S, info: ConnInfo, shared: Arc<Shared>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+/// One connection from accept to close.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    context: AcceptContext,
+) {
+    let config = context.shared.config();
+    let metrics = &context.shared.metrics;
+    let max_total = context
+        .max_connections
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let (_permit, refusal) =
+        context
+            .limiter
+            .admit(peer.ip(), max_total, config.limits.max_connections_per_ip);
+    if let Some(refusal) = refusal {
+        metrics
+            .refusals_total
+            .with_label_values(&[refusal.as_str()])
+            .inc();
+        if context.limiter.open() > max_total + REFUSAL_SLACK {
+            return; // closing is all we can afford
+        }
+    }
+    configure_socket(&stream, &config);
+    let conn = ConnState::new(peer, tls.is_some());
+    let mut first_request_within = config.limits.header_read_timeout;
+    if tls.is_some() {
+        first_request_within += config.limits.tls_handshake_timeout;
+    }
+    let io = GuardedIo::new(
+        stream,
+        conn.clone(),
+        config.slow_clients.write_timeout,
+        first_request_within,
+    );
+    // The hyper and TLS paths are boxed: a task's future is as large as its largest
+    // state, and the lean path's idle streams should not carry hyper's size.
+    match tls {
+        None if refusal.is_none() => serve_plain(io, conn, config, context).await,
+        None => Box::pin(serve(io, conn, refusal, &config, context)).await,
+        Some(acceptor) => Box::pin(serve_tls(io, acceptor, conn, refusal, config, context)).await,
+    }
+}
+
+/// A TLS connection: handshake (bounded in time), then hyper.
+async fn serve_tls(
+    io: GuardedIo<TcpStream>,
+    acceptor: TlsAcceptor,
+    conn: Arc<ConnState>,
+    refusal: Option<Refusal>,
+    config: Arc<Config>,
+    context: AcceptContext,
+) {
+    let handshake = tokio::time::timeout(config.limits.tls_handshake_timeout, acceptor.accept(io));
+    match handshake.await {
+        Ok(Ok(tls_stream)) => serve(tls_stream, conn, refusal, &config, context).await,
+        Ok(Err(e)) => tracing::debug!(peer = %conn.peer, error = %e, "TLS handshake failed"),
+        Err(_) => {
+            context
+                .shared
+                .metrics
+                .refusals_total
+                .with_label_values(&["tls_handshake_timeout"])
+                .inc();
+            tracing::debug!(peer = %conn.peer, "TLS handshake timed out");
+        }
+    }
+}
+
+/// TCP keepalive probes and TCP_USER_TIMEOUT, so the kernel finds dead peers too.
+fn configure_socket(stream: &TcpStream, config: &Config) {
+    let _ = stream.set_nodelay(true);
+    let sock = SockRef::from(stream);
+    let k = &config.keepalive;
+    if let Some(idle) = k.tcp_keepalive {
+        let probes = TcpKeepalive::new()
+            .with_time(idle)
+            .with_interval(Duration::from_secs(10).min(idle))
+            .with_retries(3);
+        if let Err(e) = sock.set_tcp_keepalive(&probes) {
+            tracing::debug!(error = %e, "cannot set TCP keepalive");
+        }
+    }
+    if let Some(timeout) = k.tcp_user_timeout {
+        if let Err(e) = sock.set_tcp_user_timeout(Some(timeout)) {
+            tracing::debug!(error = %e, "cannot set TCP_USER_TIMEOUT");
+        }
+    }
+}
+
+/// A plain connection: event streams over HTTP/1.1 take the lean path, anything else
+/// goes to hyper with the bytes already read.
+async fn serve_plain(
+    mut io: GuardedIo<TcpStream>,
+    conn: Arc<ConnState>,
+    config: Arc<Config>,
+    context: AcceptContext,
+) {
+    let shared = context.shared.clone();
+    let mut first = true;
+    loop {
+        let mut buf = Vec::with_capacity(1024);
+        let limits = &config.limits;
+        let head = if first {
+            lean_h1::read_head(
+                &mut io,
+                &mut buf,
+                limits.max_header_bytes,
+                limits.max_headers,
+            )
+            .await
+        } else {
+            // Between requests on a kept-alive connection the same bound applies as
+            // hyper's: a whole head within the header read timeout.
+            let read = lean_h1::read_head(
+                &mut io,
+                &mut buf,
+                limits.max_header_bytes,
+                limits.max_headers,
+            );
+            match tokio::time::timeout(limits.header_read_timeout, read).await {
+                Ok(head) => head,
+                Err(_) => return,
+            }
+        };
+        first = false;
+        match head {
+            Head::Gone => return,
+            Head::Other => {
+                let io = Prefixed::new(buf, io);
+                return Box::pin(serve(io, conn, None, &config, context)).await;
+            }
+            Head::Events {
+                uri,
+                headers,
+                keep_alive,
+                consumed,
+            } => {
+                conn.first_request_seen
+                    .store(true, std::sync::atomic::Ordering::Release);
+                let pipelined = buf.len() > consumed;
+                drop(buf);
+                let after =
+                    lean_h1::serve_events(&mut io, &shared, &conn, &uri, &headers, pipelined).await;
+                if matches!(after, After::Close) || !keep_alive || *context.shutdown.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let limits = &config.limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(shared.config.limits.header_read_timeout)
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes)
+        .max_headers(limits.max_headers)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(Some(H2_KEEPALIVE_INTERVAL))
-        .keep_alive_timeout(Duration::from_secs(20));
-    let service = service_fn(move |req| http::handle(shared.clone(), info, req));
-    if let Err(e) = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .await
-    {
-        tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
+        .keep_alive_interval(config.keepalive.h2_ping_interval)
+        .keep_alive_timeout(config.keepalive.h2_ping_timeout)
+        .max_header_list_size(limits.max_header_bytes as u32)
+        // Event streams are capped by the gateway itself (counted, answered 429);
+        // hyper's own cap leaves room for a few other requests beside them.
+        .max_concurrent_streams((limits.max_streams_per_connection + 16) as u32);
+    builder
+}
+
+async fn serve<S>(
+    io: S,
+    conn: Arc<ConnState>,
+    refusal: Option<Refusal>,
+    config: &Config,
+    mut context: AcceptContext,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let builder = builder(config);
+    let shared = context.shared.clone();
+    let info = conn.clone();
+    let metrics = shared.metrics.clone();
+    if let Some(refusal) = refusal {
+        let service =
+            service_fn(move |req| http::refuse(shared.clone(), info.clone(), refusal, req));
+        let connection = builder.serve_connection(TokioIo::new(io), service);
+        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, connection).await;
+        return;
     }
+    let service = service_fn(move |req| http::handle(shared.clone(), info.clone(), req));
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let result = if *context.shutdown.borrow() {
+        connection.as_mut().graceful_shutdown();
+        connection.await
+    } else {
+        tokio::select! {
+            result = connection.as_mut() => result,
+            _ = context.shutdown.changed() => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        }
+    };
+    if let Err(e) = result {
+        let hyper_error = e.downcast_ref::<hyper::Error>();
+        if hyper_error.is_some_and(|h| h.is_parse_too_large()) {
+            metrics
+                .refusals_total
+                .with_label_values(&["header_too_large"])
+                .inc();
+        } else if !conn
+            .first_request_seen
+            .load(std::sync::atomic::Ordering::Acquire)
+            && (hyper_error.is_some_and(|h| h.is_timeout()) || is_timed_out(&*e))
+        {
+            metrics
+                .refusals_total
+                .with_label_values(&["header_timeout"])
+                .inc();
+        }
+        tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// True when an error chain holds an I/O `TimedOut` (our deadlines).
+fn is_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
 }

@@ -60,39 +60,67 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
-        let gateway = match Gateway::start(config).await {
-            Ok(g) => g,
-            Err(e) => {
-                tracing::error!("cannot start: {e}");
-                return ExitCode::FAILURE;
+    let (soft_before, soft_after) = ssegate::server::raise_open_files_limit();
+    let (_, hard) = ssegate::server::open_files_limit();
+    tracing::info!(soft_before, soft_after, hard, "open-files limit");
+    runtime.block_on(run(config, config_path))
+}
+
+/// Runs until SIGTERM or SIGINT, then drains; SIGHUP reloads the config file.
+async fn run(config: Config, config_path: PathBuf) -> ExitCode {
+    use tokio::signal::unix::{signal, SignalKind};
+    let gateway = match Gateway::start(config).await {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (mut term, mut int, mut hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+        _ => {
+            tracing::error!("cannot install signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(config = %config_path.display(), "ssegate running");
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                match Config::from_file(&config_path).map_err(|e| e.to_string())
+                    .and_then(|c| gateway.reload(c).map_err(|e| e.to_string()))
+                {
+                    Ok(()) => {}
+                    Err(e) => tracing::error!("reload refused, keeping the running config: {e}"),
+                }
             }
-        };
-        tracing::info!(config = %config_path.display(), "ssegate running");
-        wait_for_signal().await;
-        tracing::info!("stopping");
-        drop(gateway);
-        ExitCode::SUCCESS
-    })
+        }
+    }
+    tracing::info!("signal received: draining (a second signal exits at once)");
+    tokio::select! {
+        left = gateway.shutdown() => {
+            if left > 0 {
+                tracing::warn!(left, "drain period over with connections still open");
+            }
+            ExitCode::SUCCESS
+        }
+        _ = term.recv() => second_signal(),
+        _ = int.recv() => second_signal(),
+    }
+}
+
+fn second_signal() -> ExitCode {
+    tracing::warn!("second signal: exiting now");
+    ExitCode::from(130)
 }
 
 fn usage_error(message: &str) -> ExitCode {
     eprintln!("ssegate: {message}\n{USAGE}");
     ExitCode::from(2)
-}
-
-/// Waits for SIGINT or SIGTERM. (A graceful drain comes with its own issue.)
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

@@ -9,6 +9,7 @@ use prometheus::{
 };
 
 use crate::hub::ResyncReason;
+use crate::state::CloseReason;
 
 /// Every metric the gateway exports.
 #[derive(Debug, Clone)]
@@ -151,7 +152,9 @@ impl Metrics {
         for reason in ResyncReason::ALL {
             resyncs_total.with_label_values(&[reason.as_str()]);
         }
-        connections_closed_total.with_label_values(&["client"]);
+        for reason in CloseReason::ALL {
+            connections_closed_total.with_label_values(&[reason.as_str()]);
+        }
         Metrics {
             registry,
             connections_open,

@@ -1,18 +1,23 @@
-//! Start-up: from a validated [`Config`] to running listeners, the broker, the hub and
-//! its sweeper. Used by `main` and by the tests (with port 0).
+//! Start-up, reload and shutdown: from a validated [`Config`] to running listeners, the
+//! broker, the hub and its sweeper; SIGHUP's reload; SIGTERM's graceful drain. Used by
+//! `main` and by the tests (with port 0).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::RwLock;
 use rustls_pki_types::CertificateDer;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::broker::{IdempotencyWindow, MemoryBroker};
-use crate::config::Config;
+use crate::config::{Config, ResolvedKey, FD_RESERVE};
+use crate::conn_limits::ConnectionLimiter;
 use crate::hub::Hub;
-use crate::listener::BoundListener;
+use crate::listener::{AcceptContext, BoundListener, SharedAcceptor};
 use crate::metrics::Metrics;
 use crate::state::Shared;
 use crate::tls;
@@ -26,7 +31,10 @@ pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(600);
 /// Most idempotency keys remembered at once.
 pub const IDEMPOTENCY_MAX_KEYS: usize = 100_000;
 
-/// The gateway could not start.
+/// Time allowed after the drain period for the last connections to close.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// The gateway could not start (or reload).
 #[derive(Debug)]
 pub struct StartError(pub String);
 
@@ -52,23 +60,47 @@ pub struct RunningListener {
 }
 
 /// A started gateway. Dropping it stops accepting (open connections live on until
-/// their runtime ends).
+/// their runtime ends); [`Gateway::shutdown`] drains gracefully.
 pub struct Gateway {
     /// The listeners, in config order.
     pub listeners: Vec<RunningListener>,
     /// The shared state (hub, broker, metrics).
     pub shared: Arc<Shared>,
-    tasks: Vec<JoinHandle<()>>,
+    /// Open TCP connections, in total and per IP.
+    pub limiter: Arc<ConnectionLimiter>,
+    acceptors: Vec<Option<SharedAcceptor>>,
+    accept_tasks: Vec<JoinHandle<()>>,
+    sweeper: JoinHandle<()>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// The resolved publish keys of a config.
+fn resolve_keys(config: &Config) -> Result<Vec<ResolvedKey>, StartError> {
+    config
+        .publish
+        .keys
+        .iter()
+        .map(|k| k.resolve().map_err(|e| StartError(e.to_string())))
+        .collect()
+}
+
+/// The open-files limit now: (soft, hard).
+pub fn open_files_limit() -> (u64, u64) {
+    rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap_or((1024, 1024))
+}
+
+/// Raises the soft open-files limit to the hard one; returns (before, after) soft.
+pub fn raise_open_files_limit() -> (u64, u64) {
+    let (before, hard) = open_files_limit();
+    let after = rlimit::increase_nofile_limit(hard).unwrap_or(before);
+    (before, after)
 }
 
 impl Gateway {
     /// Binds every listener and starts serving on the current tokio runtime.
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
         config.validate().map_err(|e| StartError(e.to_string()))?;
-        let mut publish_keys = Vec::new();
-        for k in &config.publish.keys {
-            publish_keys.push(k.resolve().map_err(|e| StartError(e.to_string()))?);
-        }
+        let publish_keys = resolve_keys(&config)?;
         let epoch = fastrand::u32(..);
         let hub = Arc::new(Hub::new(
             epoch,
@@ -81,19 +113,18 @@ impl Gateway {
         ));
         let mut bound = Vec::new();
         let mut listeners = Vec::new();
+        let mut acceptors = Vec::new();
         for l in &config.listeners {
             let (acceptor, self_signed) = match &l.tls {
                 None => (None, None),
                 Some(tls_config) => {
                     let loaded = tls::load(tls_config)
                         .map_err(|e| StartError(format!("listener {}: {e}", l.name)))?;
-                    (
-                        Some(TlsAcceptor::from(loaded.server_config)),
-                        loaded.self_signed,
-                    )
+                    let acceptor = Arc::new(RwLock::new(TlsAcceptor::from(loaded.server_config)));
+                    (Some(acceptor), loaded.self_signed)
                 }
             };
-            let listener = BoundListener::bind(&l.name, l.address, acceptor)
+            let listener = BoundListener::bind(&l.name, l.address, acceptor.clone())
                 .await
                 .map_err(|e| {
                     StartError(format!(
@@ -115,32 +146,50 @@ impl Gateway {
                 tls: l.tls.is_some(),
                 self_signed,
             });
+            acceptors.push(acceptor);
             bound.push(listener);
         }
         warn_about_dev_keys(&config, &publish_keys);
-        let shared = Arc::new(Shared {
+        let max_connections = Arc::new(AtomicUsize::new(max_connections(&config)));
+        tracing::info!(
+            max_connections = max_connections.load(Ordering::Relaxed),
+            "connection cap"
+        );
+        let shared = Arc::new(Shared::new(
             config,
-            hub: hub.clone(),
-            broker,
-            metrics: Arc::new(Metrics::new()),
             publish_keys,
-        });
-        let mut tasks: Vec<JoinHandle<()>> = bound
+            hub.clone(),
+            broker,
+            Arc::new(Metrics::new()),
+        ));
+        let limiter = ConnectionLimiter::new();
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let context = AcceptContext {
+            shared: shared.clone(),
+            limiter: limiter.clone(),
+            max_connections,
+            shutdown: shutdown_rx,
+        };
+        let accept_tasks = bound
             .into_iter()
-            .map(|l| tokio::spawn(l.run(shared.clone())))
+            .map(|l| tokio::spawn(l.run(context.clone())))
             .collect();
-        tasks.push(tokio::spawn(async move {
+        let sweeper = tokio::spawn(async move {
             let mut tick = tokio::time::interval(SWEEP_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 hub.sweep(std::time::Instant::now());
             }
-        }));
+        });
         Ok(Gateway {
             listeners,
             shared,
-            tasks,
+            limiter,
+            acceptors,
+            accept_tasks,
+            sweeper,
+            shutdown,
         })
     }
 
@@ -151,17 +200,89 @@ impl Gateway {
             .find(|l| l.name == name)
             .map(|l| l.addr)
     }
+
+    /// Puts a new configuration in force without dropping connections: certificates,
+    /// publish keys, limits, SSE and slow-client settings. Listener addresses and
+    /// history bounds are fixed at start; a change there is logged and ignored.
+    pub fn reload(&self, config: Config) -> Result<(), StartError> {
+        config.validate().map_err(|e| StartError(e.to_string()))?;
+        let keys = resolve_keys(&config)?;
+        let old = self.shared.config();
+        if old.listeners.len() != config.listeners.len()
+            || old
+                .listeners
+                .iter()
+                .zip(&config.listeners)
+                .any(|(a, b)| a.name != b.name || a.address != b.address)
+        {
+            tracing::warn!(
+                "reload: listener changes need a restart; keeping the current listeners"
+            );
+        }
+        if old.history != config.history {
+            tracing::warn!(
+                "reload: history bounds apply to channels created from now on only after a restart"
+            );
+        }
+        // Load every certificate before putting any in force: all or nothing.
+        let mut loaded = Vec::new();
+        for (l, acceptor) in config.listeners.iter().zip(&self.acceptors) {
+            if let (Some(tls_config), Some(acceptor)) = (&l.tls, acceptor) {
+                let tls = tls::load(tls_config)
+                    .map_err(|e| StartError(format!("listener {}: {e}", l.name)))?;
+                loaded.push((acceptor.clone(), TlsAcceptor::from(tls.server_config)));
+            }
+        }
+        for (slot, acceptor) in loaded {
+            *slot.write() = acceptor;
+        }
+        warn_about_dev_keys(&config, &keys);
+        self.shared.reload(config, keys);
+        tracing::info!("configuration reloaded");
+        Ok(())
+    }
+
+    /// Graceful drain: stop accepting; end every stream at a random moment within the
+    /// drain period (with a fresh `retry:`); let in-flight requests finish; return when
+    /// every connection has closed or the drain period plus [`DRAIN_GRACE`] has passed.
+    /// Returns the number of connections still open at the end.
+    pub async fn shutdown(self) -> usize {
+        for t in &self.accept_tasks {
+            t.abort();
+        }
+        let period = self.shared.drain.period();
+        self.shared.drain.begin();
+        self.shared.hub.wake_all();
+        let _ = self.shutdown.send(true);
+        tracing::info!(open = self.limiter.open(), ?period, "draining");
+        let deadline = tokio::time::Instant::now() + period + DRAIN_GRACE;
+        while self.limiter.open() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = self.limiter.open();
+        tracing::info!(left, "drained");
+        left
+    }
 }
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        for t in &self.tasks {
+        for t in &self.accept_tasks {
             t.abort();
         }
+        self.sweeper.abort();
     }
 }
 
-fn warn_about_dev_keys(config: &Config, keys: &[crate::config::ResolvedKey]) {
+/// The connection cap: configured, or the open-files limit less a reserve.
+fn max_connections(config: &Config) -> usize {
+    config.limits.max_connections.unwrap_or_else(|| {
+        let (soft, _) = open_files_limit();
+        (soft as usize).saturating_sub(FD_RESERVE).max(1)
+    })
+}
+
+fn warn_about_dev_keys(config: &Config, keys: &[ResolvedKey]) {
     let public = config
         .listeners
         .iter()

@@ -1,31 +1,194 @@
-//! What every request handler shares: config, hub, broker, metrics, keys.
+//! What every request handler shares (config, hub, broker, metrics, keys, drain), and
+//! what it knows about the connection a request came on.
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use crate::broker::Broker;
 use crate::config::{Config, ResolvedKey};
+use crate::drain::Drain;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 
 /// The gateway's shared state, one per process.
 pub struct Shared {
-    /// The validated configuration.
-    pub config: Config,
+    /// The validated configuration; replaced whole on SIGHUP.
+    config: RwLock<Arc<Config>>,
+    /// The publish keys with their secrets resolved; replaced on SIGHUP.
+    publish_keys: RwLock<Arc<Vec<ResolvedKey>>>,
     /// Channels, history, subscriptions.
     pub hub: Arc<Hub>,
     /// Assigns ids and accepts events.
     pub broker: Arc<dyn Broker>,
     /// Every exported metric.
     pub metrics: Arc<Metrics>,
-    /// The publish keys with their secrets resolved.
-    pub publish_keys: Vec<ResolvedKey>,
+    /// Set once a graceful shutdown has begun.
+    pub drain: Arc<Drain>,
 }
 
-/// Facts about the connection a request came on.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnInfo {
+impl Shared {
+    /// Shared state from its parts.
+    pub fn new(
+        config: Config,
+        publish_keys: Vec<ResolvedKey>,
+        hub: Arc<Hub>,
+        broker: Arc<dyn Broker>,
+        metrics: Arc<Metrics>,
+    ) -> Shared {
+        let drain = Arc::new(Drain::new(config.drain.period));
+        Shared {
+            config: RwLock::new(Arc::new(config)),
+            publish_keys: RwLock::new(Arc::new(publish_keys)),
+            hub,
+            broker,
+            metrics,
+            drain,
+        }
+    }
+
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().clone()
+    }
+
+    /// The publish keys in force now.
+    pub fn publish_keys(&self) -> Arc<Vec<ResolvedKey>> {
+        self.publish_keys.read().clone()
+    }
+
+    /// Puts a reloaded configuration and its keys in force (SIGHUP). Listeners and the
+    /// hub's history bounds are fixed at start; the caller warns when those differ.
+    pub fn reload(&self, config: Config, publish_keys: Vec<ResolvedKey>) {
+        *self.config.write() = Arc::new(config);
+        *self.publish_keys.write() = Arc::new(publish_keys);
+    }
+}
+
+/// Why an event stream ended; the label of `ssegate_connections_closed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CloseReason {
+    /// The client went away (or nothing else is known).
+    Client = 0,
+    /// The subscriber fell behind its lag bounds and the policy is `disconnect`.
+    Lagged = 1,
+    /// A write made no progress for `slow_clients.write_timeout`.
+    Stalled = 2,
+    /// Graceful shutdown.
+    Shutdown = 3,
+    /// A limit closed it.
+    Limit = 4,
+    /// An operator closed it.
+    Kicked = 5,
+    /// It reached `keepalive.max_connection_age`.
+    MaxAge = 6,
+}
+
+impl CloseReason {
+    /// Every reason, for pre-registering metric labels.
+    pub const ALL: [CloseReason; 7] = [
+        CloseReason::Client,
+        CloseReason::Lagged,
+        CloseReason::Stalled,
+        CloseReason::Shutdown,
+        CloseReason::Limit,
+        CloseReason::Kicked,
+        CloseReason::MaxAge,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Client => "client",
+            CloseReason::Lagged => "lagged",
+            CloseReason::Stalled => "stalled",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::Limit => "limit",
+            CloseReason::Kicked => "kicked",
+            CloseReason::MaxAge => "max_age",
+        }
+    }
+
+    fn from_u8(v: u8) -> CloseReason {
+        CloseReason::ALL
+            .into_iter()
+            .find(|r| *r as u8 == v)
+            .unwrap_or(CloseReason::Client)
+    }
+}
+
+/// What the gateway knows about one TCP connection; shared by its I/O wrapper, its
+/// requests and its streams.
+#[derive(Debug)]
+pub struct ConnState {
     /// The client's address.
-    pub peer: std::net::SocketAddr,
+    pub peer: SocketAddr,
     /// True on a TLS listener.
     pub tls: bool,
+    /// Event streams open on this connection (more than one only on HTTP/2).
+    pub streams: AtomicUsize,
+    /// Set when the first request reached a handler (ends the first-request deadline).
+    pub first_request_seen: AtomicBool,
+    close_reason: AtomicU8,
+}
+
+impl ConnState {
+    /// A new connection's state.
+    pub fn new(peer: SocketAddr, tls: bool) -> Arc<ConnState> {
+        Arc::new(ConnState {
+            peer,
+            tls,
+            streams: AtomicUsize::new(0),
+            first_request_seen: AtomicBool::new(false),
+            close_reason: AtomicU8::new(CloseReason::Client as u8),
+        })
+    }
+
+    /// Counts one more event stream on this connection, unless `max` are open already.
+    /// The slot uncounts it when dropped.
+    pub fn try_open_stream(self: &Arc<Self>, max: usize) -> Option<StreamSlot> {
+        let open = self.streams.fetch_add(1, Ordering::AcqRel);
+        if open >= max {
+            self.streams.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(StreamSlot { conn: self.clone() })
+    }
+
+    /// Records why the connection is being closed (the first reason given sticks).
+    pub fn set_close_reason(&self, reason: CloseReason) {
+        let _ = self.close_reason.compare_exchange(
+            CloseReason::Client as u8,
+            reason as u8,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    /// Why the connection is closing, `Client` unless the gateway closed it.
+    pub fn close_reason(&self) -> CloseReason {
+        CloseReason::from_u8(self.close_reason.load(Ordering::Acquire))
+    }
+}
+
+/// One event stream counted on its connection; dropping it uncounts the stream.
+#[derive(Debug)]
+pub struct StreamSlot {
+    conn: Arc<ConnState>,
+}
+
+impl StreamSlot {
+    /// The connection the stream is on.
+    pub fn conn(&self) -> &Arc<ConnState> {
+        &self.conn
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.conn.streams.fetch_sub(1, Ordering::AcqRel);
+    }
 }

@@ -179,10 +179,15 @@ async fn truncation_on_any_channel_of_a_subscription_resyncs() {
 
 /// History of 2 events; the subscriber is positioned, then one batch of 50 events is
 /// committed at once. By the time the subscriber can read, 48 of its events are gone:
-/// it is told `lagged` (positioned at the head) and then gets live events.
+/// under the `resync` policy it is told `lagged` (positioned at the head) and then gets
+/// live events.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriber_outrun_by_a_batch_resyncs_as_lagged() {
-    let gw = start_with(|c| c.history.max_events = 2).await;
+    let gw = start_with(|c| {
+        c.history.max_events = 2;
+        c.slow_clients.policy = ssegate::config::LagPolicy::Resync;
+    })
+    .await;
     let mut sub = gw.subscribe("/events/lag").await;
     let events = (0..50)
         .map(|i| json!({"channel": "lag", "data": format!("b{i}")}))
@@ -191,4 +196,50 @@ async fn subscriber_outrun_by_a_batch_resyncs_as_lagged() {
     let head = gw.cursor().await;
     assert_eq!(ids.last(), Some(&head));
     assert_resync_then_live(&gw, &mut sub, "lagged", &head, "lag").await;
+}
+
+/// The same outrun subscriber under the default `disconnect` policy: its stream ends
+/// with a `retry:` and nothing else (no event it could misread as continuous), the close
+/// is counted as `lagged`, and its reconnect with the last id it saw is told
+/// `history_truncated` before live events: never a silent gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_outrun_by_a_batch_is_disconnected_then_resyncs_on_reconnect() {
+    let gw = start_with(|c| c.history.max_events = 2).await;
+    let mut sub = gw.subscribe("/events/lag").await;
+    let preamble = sub.preamble.clone().expect("subscribe keeps the preamble");
+    let last_seen = preamble
+        .id
+        .clone()
+        .expect("the preamble carries the position");
+    let events = (0..50)
+        .map(|i| json!({"channel": "lag", "data": format!("b{i}")}))
+        .collect();
+    let ids = gw.publish_batch(events).await;
+    let farewell = sub.block().await;
+    assert_eq!(
+        farewell.raw,
+        format!("retry: {}\n\n", farewell.retry.unwrap())
+    );
+    assert!(
+        sub.next_block().await.is_none(),
+        "the stream ends after its farewell"
+    );
+    let metrics = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "ssegate_connections_closed_total{reason=\"lagged\"}"
+        ),
+        Some(1.0)
+    );
+    let head = ids.last().unwrap().clone();
+    let mut again = gw
+        .subscribe_with("/events/lag", &[("last-event-id", &last_seen)])
+        .await;
+    let preamble = again
+        .preamble
+        .clone()
+        .expect("subscribe keeps the preamble");
+    assert_eq!(preamble.id, None, "no position before a resync");
+    assert_resync_then_live(&gw, &mut again, "history_truncated", &head, "lag").await;
 }

@@ -24,7 +24,7 @@ use crate::event_id::EventId;
 
 pub use channel::Channel;
 pub use ring::{Frame, Ring};
-pub use subscription::{Collected, ResumeFrom, Start, Subscription};
+pub use subscription::{Collected, LagBounds, ResumeFrom, Start, Subscription};
 
 /// Why a subscriber is told to resync instead of getting a seamless stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +186,14 @@ impl Hub {
         touched.sort_by_key(|c| Arc::as_ptr(c) as usize);
         touched.dedup_by(|a, b| Arc::ptr_eq(a, b));
         for ch in touched.drain(..) {
+            ch.notify.notify_waiters();
+        }
+    }
+
+    /// Wakes every subscriber (they look at the hub, and at the drain state, again).
+    pub fn wake_all(&self) {
+        let channels: Vec<Arc<Channel>> = self.channels.read().values().cloned().collect();
+        for ch in channels {
             ch.notify.notify_waiters();
         }
     }

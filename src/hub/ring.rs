@@ -23,6 +23,10 @@ pub struct Frame {
 pub struct Ring {
     frames: VecDeque<Frame>,
     bytes: usize,
+    /// Bytes ever pushed; with each frame's `ends_at` it gives the bytes after any point.
+    pushed_bytes: u64,
+    /// Running total of `pushed_bytes` at the end of each frame, parallel to `frames`.
+    ends_at: VecDeque<u64>,
     /// The highest sequence number that was dropped from this ring (or from an earlier
     /// incarnation of the channel). A subscriber whose position is below it has missed
     /// events that can no longer be replayed.
@@ -36,6 +40,8 @@ impl Ring {
         Ring {
             frames: VecDeque::new(),
             bytes: 0,
+            pushed_bytes: 0,
+            ends_at: VecDeque::new(),
             evicted_through,
             bounds,
         }
@@ -47,6 +53,8 @@ impl Ring {
         debug_assert!(self.frames.back().is_none_or(|last| last.seq < frame.seq));
         let now = frame.accepted_at;
         self.bytes += frame.bytes.len();
+        self.pushed_bytes += frame.bytes.len() as u64;
+        self.ends_at.push_back(self.pushed_bytes);
         self.frames.push_back(frame);
         while self.frames.len() > 1
             && (self.frames.len() > self.bounds.max_events || self.bytes > self.bounds.max_bytes)
@@ -68,6 +76,7 @@ impl Ring {
 
     fn drop_oldest(&mut self) {
         if let Some(f) = self.frames.pop_front() {
+            self.ends_at.pop_front();
             self.bytes -= f.bytes.len();
             self.evicted_through = self.evicted_through.max(f.seq);
         }
@@ -101,6 +110,16 @@ impl Ring {
     /// The sequence number of the newest frame, if any.
     pub fn last_seq(&self) -> Option<u64> {
         self.frames.back().map(|f| f.seq)
+    }
+
+    /// Frames and bytes held with a sequence number above `position`.
+    pub fn pending_after(&self, position: u64) -> (usize, u64) {
+        let start = self.frames.partition_point(|f| f.seq <= position);
+        let before = match start {
+            0 => self.pushed_bytes - self.bytes as u64,
+            i => self.ends_at[i - 1],
+        };
+        (self.frames.len() - start, self.pushed_bytes - before)
     }
 
     /// Appends to `out` the frames with `after < seq <= through`, oldest first, until
@@ -187,5 +206,18 @@ mod tests {
         out.clear();
         assert_eq!(r.collect(8, 100, 15, &mut out), 100);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn pending_counts_frames_and_bytes_after_a_position() {
+        let t0 = Instant::now();
+        let mut r = Ring::new(bounds(3, 10_000), 0);
+        for s in [2, 4, 6, 8, 10] {
+            r.push(frame(s, t0));
+        }
+        assert_eq!(r.pending_after(0), (3, 30));
+        assert_eq!(r.pending_after(6), (2, 20));
+        assert_eq!(r.pending_after(7), (2, 20));
+        assert_eq!(r.pending_after(10), (0, 0));
     }
 }

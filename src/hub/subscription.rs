@@ -47,11 +47,29 @@ pub enum Collected {
         /// When the oldest of them was accepted by the broker.
         oldest_accepted_at: Instant,
     },
-    /// History was dropped under the subscription's position: it now stands at the head
-    /// and the client must be told.
-    Resync(ResyncReason),
+    /// The subscriber is further behind than its lag bounds allow, or history it still
+    /// needed was dropped. Its position is unchanged: the caller applies the lag policy
+    /// (end the stream, or [`Subscription::skip_to_head`] and send a resync).
+    Lagged,
     /// Nothing new.
     Nothing,
+}
+
+/// How far a subscriber may fall behind before it counts as lagged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LagBounds {
+    /// Events waiting, summed over the subscription's channels.
+    pub max_events: usize,
+    /// Bytes waiting.
+    pub max_bytes: u64,
+}
+
+impl LagBounds {
+    /// No bound but history itself.
+    pub const UNBOUNDED: LagBounds = LagBounds {
+        max_events: usize::MAX,
+        max_bytes: u64::MAX,
+    };
 }
 
 /// A reader of a set of channels. Dropping it leaves the channels.
@@ -60,6 +78,7 @@ pub struct Subscription {
     hub: Arc<Hub>,
     channels: Vec<Arc<Channel>>,
     position: u64,
+    lag: LagBounds,
     scratch: Vec<Frame>,
 }
 
@@ -93,6 +112,7 @@ impl Subscription {
             hub,
             channels,
             position,
+            lag: LagBounds::UNBOUNDED,
             scratch: Vec::new(),
         };
         (sub, start)
@@ -104,6 +124,17 @@ impl Subscription {
             epoch: self.hub.epoch(),
             seq: self.position,
         }
+    }
+
+    /// Sets how far this subscriber may fall behind.
+    pub fn set_lag_bounds(&mut self, lag: LagBounds) {
+        self.lag = lag;
+    }
+
+    /// Moves the position to the committed head, skipping whatever is pending; the
+    /// caller tells the client (resync).
+    pub fn skip_to_head(&mut self) {
+        self.position = self.position.max(self.hub.committed());
     }
 
     /// The joined channels.
@@ -127,9 +158,8 @@ impl Subscription {
             let ring = ch.ring.lock();
             if ring.has_gap_after(self.position) {
                 drop(ring);
-                self.position = head;
                 self.scratch.clear();
-                return Collected::Resync(ResyncReason::Lagged);
+                return Collected::Lagged;
             }
             let through = ring.collect(
                 self.position,
@@ -138,6 +168,10 @@ impl Subscription {
                 &mut self.scratch,
             );
             complete_through = complete_through.min(through);
+        }
+        if complete_through < head && self.is_over_lag_bounds(complete_through) {
+            self.scratch.clear();
+            return Collected::Lagged;
         }
         self.position = complete_through;
         if self.channels.len() > 1 {
@@ -166,6 +200,20 @@ impl Subscription {
         };
         self.scratch.clear();
         collected
+    }
+}
+
+impl Subscription {
+    /// True when what waits after `after` (the end of the batch being taken) exceeds the lag bounds. Only asked when a
+    /// collect could not take everything, so a subscriber that keeps up never pays it.
+    fn is_over_lag_bounds(&self, after: u64) -> bool {
+        let (mut events, mut bytes) = (0usize, 0u64);
+        for ch in &self.channels {
+            let (e, b) = ch.ring.lock().pending_after(after);
+            events += e;
+            bytes += b;
+        }
+        events > self.lag.max_events || bytes > self.lag.max_bytes
     }
 }
 
@@ -251,13 +299,40 @@ mod tests {
         for s in 1..=5 {
             publish(&hub, s, &["a"]);
         }
-        assert!(matches!(
-            sub.collect(1 << 20, |_| {}),
-            Collected::Resync(ResyncReason::Lagged)
-        ));
+        assert!(matches!(sub.collect(1 << 20, |_| {}), Collected::Lagged));
+        assert_eq!(sub.position().seq, 0, "the caller decides what to do");
+        sub.skip_to_head();
         assert_eq!(sub.position().seq, 5);
         publish(&hub, 6, &["a"]);
         assert_eq!(text(sub.collect(1 << 20, |_| {})), "id: 6\n\n");
+    }
+
+    #[test]
+    fn lag_bounds_apply_before_history_runs_out() {
+        let hub = hub(100);
+        let (mut sub, _) = hub.subscribe(&["a".into()], ResumeFrom::Head).unwrap();
+        sub.set_lag_bounds(LagBounds {
+            max_events: 3,
+            max_bytes: u64::MAX,
+        });
+        for s in 1..=4 {
+            publish(&hub, s, &["a"]);
+        }
+        // One frame per batch: three wait behind it, within the bound.
+        assert!(matches!(
+            sub.collect(1, |_| {}),
+            Collected::Frames { count: 1, .. }
+        ));
+        publish(&hub, 5, &["a"]);
+        publish(&hub, 6, &["a"]);
+        // Now four would wait behind the next one: over the bound.
+        assert!(matches!(sub.collect(1, |_| {}), Collected::Lagged));
+        assert_eq!(sub.position().seq, 1);
+        // A reader that takes everything is never lagged, however much was pending.
+        assert!(matches!(
+            sub.collect(1 << 20, |_| {}),
+            Collected::Frames { count: 5, .. }
+        ));
     }
 
     #[test]

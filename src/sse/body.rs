@@ -1,7 +1,8 @@
 //! The streaming response body of one subscriber: it writes the preamble, then every
-//! batch of frames its subscription collects, resyncs when told to, and heartbeats when
-//! the stream is quiet. It is polled by hyper; it holds no buffer of its own beyond
-//! the batch it is handing over.
+//! batch of frames its subscription collects; applies the lag policy when the
+//! subscriber falls behind; heartbeats when the stream is quiet; and ends the stream
+//! (with a fresh `retry:`) on drain or at its maximum age. It is polled by hyper and
+//! holds no buffer of its own beyond the batch it is handing over.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,16 +18,37 @@ use tokio::sync::futures::OwnedNotified;
 use tokio::time::{Instant, Sleep};
 
 use super::encode;
-use crate::hub::{Collected, Subscription};
+use crate::config::LagPolicy;
+use crate::drain::Drain;
+use crate::hub::{Collected, ResyncReason, Subscription};
 use crate::metrics::Metrics;
+use crate::state::{CloseReason, StreamSlot};
 
-/// How streams are written.
+/// How one stream is written.
 #[derive(Debug, Clone, Copy)]
 pub struct StreamSettings {
     /// Heartbeat interval on a quiet stream.
     pub heartbeat: Duration,
     /// Most bytes in one batch.
     pub max_batch_bytes: usize,
+    /// What to do when the subscriber lags.
+    pub lag_policy: LagPolicy,
+    /// The stream ends after this long (already jittered), if set.
+    pub max_age: Option<Duration>,
+    /// Range of the `retry:` sent when the gateway ends the stream, in milliseconds.
+    pub retry_ms: (u64, u64),
+}
+
+/// What a stream needs from the rest of the gateway.
+pub struct StreamContext {
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// The shutdown state.
+    pub drain: Arc<Drain>,
+    /// The stream's place on its connection (uncounted when the body is dropped).
+    pub slot: StreamSlot,
+    /// `h1` or `h2`.
+    pub proto: &'static str,
 }
 
 /// One wake-up registration per channel: armed before each look at the hub, so a commit
@@ -36,20 +58,35 @@ struct Wakeup {
     armed: bool,
 }
 
-/// Counts an open stream while it lives.
+/// Counts an open stream while it lives; on drop, counts its close by reason.
 struct OpenStream {
     gauge: IntGauge,
-    metrics: Arc<Metrics>,
+    context: StreamContext,
+    /// Set when the gateway ended the stream; else the connection's reason is used.
+    ended_by: Option<CloseReason>,
 }
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
         self.gauge.dec();
-        self.metrics
+        let reason = self
+            .ended_by
+            .unwrap_or_else(|| self.context.slot.conn().close_reason());
+        self.context
+            .metrics
             .connections_closed_total
-            .with_label_values(&["client"])
+            .with_label_values(&[reason.as_str()])
             .inc();
     }
+}
+
+/// Where the stream is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Delivering events.
+    Live,
+    /// The farewell `retry:` was written; the next poll ends the stream.
+    Ended,
 }
 
 /// The `text/event-stream` body of one subscriber.
@@ -58,32 +95,41 @@ pub struct SseBody {
     /// Bytes to write before anything else (preamble, a starting resync).
     pending: Option<Bytes>,
     wakeups: Vec<Wakeup>,
-    heartbeat: Pin<Box<Sleep>>,
+    /// One timer for heartbeats and the stream's end, set to whichever comes first.
+    timer: Pin<Box<Sleep>>,
     last_write: Instant,
+    /// When the gateway ends this stream (max age, or drain once it begins).
+    end_at: Option<Instant>,
+    end_reason: CloseReason,
+    drain_seen: bool,
+    phase: Phase,
     /// The highest position the client has been told as an `id:`.
     last_id_sent: u64,
     settings: StreamSettings,
-    metrics: Arc<Metrics>,
-    _open: OpenStream,
+    open: OpenStream,
 }
 
 impl SseBody {
-    /// A body for `subscription` that first writes `preamble`. `proto` and `tls` label
-    /// the open-connections gauge.
+    /// A body for `subscription` that first writes `preamble`.
     pub fn new(
         subscription: Subscription,
         preamble: Bytes,
         settings: StreamSettings,
-        metrics: Arc<Metrics>,
-        proto: &str,
-        tls: bool,
+        context: StreamContext,
     ) -> SseBody {
-        let tls = if tls { "true" } else { "false" };
-        let gauge = metrics.connections_open.with_label_values(&[proto, tls]);
+        let tls = if context.slot.conn().tls {
+            "true"
+        } else {
+            "false"
+        };
+        let metrics = &context.metrics;
+        let gauge = metrics
+            .connections_open
+            .with_label_values(&[context.proto, tls]);
         gauge.inc();
         metrics
             .connections_opened_total
-            .with_label_values(&[proto, tls])
+            .with_label_values(&[context.proto, tls])
             .inc();
         let wakeups = subscription
             .channels()
@@ -94,20 +140,28 @@ impl SseBody {
             })
             .collect();
         let now = Instant::now();
-        SseBody {
+        let end_at = settings.max_age.map(|age| now + age);
+        let mut body = SseBody {
             last_id_sent: subscription.position().seq,
             subscription,
             pending: Some(preamble),
             wakeups,
-            heartbeat: Box::pin(tokio::time::sleep_until(now + settings.heartbeat)),
+            timer: Box::pin(tokio::time::sleep_until(now + settings.heartbeat)),
             last_write: now,
+            end_at,
+            end_reason: CloseReason::MaxAge,
+            drain_seen: false,
+            phase: Phase::Live,
             settings,
-            _open: OpenStream {
+            open: OpenStream {
                 gauge,
-                metrics: metrics.clone(),
+                context,
+                ended_by: None,
             },
-            metrics,
-        }
+        };
+        body.check_drain();
+        body.reset_timer();
+        body
     }
 
     fn arm(&mut self) {
@@ -125,10 +179,62 @@ impl SseBody {
         }
     }
 
+    /// Once the drain has begun, picks this stream's jittered end.
+    fn check_drain(&mut self) {
+        if self.drain_seen || !self.open.context.drain.is_draining() {
+            return;
+        }
+        self.drain_seen = true;
+        if let Some(at) = self.open.context.drain.stream_end() {
+            if self.end_at.is_none_or(|end| at < end) {
+                self.end_at = Some(at);
+                self.end_reason = CloseReason::Shutdown;
+            }
+            self.reset_timer();
+        }
+    }
+
+    fn reset_timer(&mut self) {
+        let heartbeat = self.last_write + self.settings.heartbeat;
+        let at = self.end_at.map_or(heartbeat, |end| end.min(heartbeat));
+        self.timer.as_mut().reset(at);
+    }
+
     fn emit(&mut self, bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.metrics.bytes_written_total.inc_by(bytes.len() as u64);
+        self.open
+            .context
+            .metrics
+            .bytes_written_total
+            .inc_by(bytes.len() as u64);
         self.last_write = Instant::now();
         Poll::Ready(Some(Ok(Frame::data(bytes))))
+    }
+
+    /// Writes the farewell `retry:` and ends the stream on the next poll.
+    fn end(&mut self, reason: CloseReason) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.phase = Phase::Ended;
+        self.open.ended_by = Some(reason);
+        let (lo, hi) = self.settings.retry_ms;
+        self.emit(encode::farewell(fastrand::u64(lo..=hi)))
+    }
+
+    fn on_lag(&mut self) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.settings.lag_policy {
+            LagPolicy::Disconnect => self.end(CloseReason::Lagged),
+            LagPolicy::Resync => {
+                self.subscription.skip_to_head();
+                let reason = ResyncReason::Lagged;
+                self.open
+                    .context
+                    .metrics
+                    .resyncs_total
+                    .with_label_values(&[reason.as_str()])
+                    .inc();
+                let position = self.subscription.position();
+                self.last_id_sent = position.seq;
+                self.emit(encode::resync(position, reason.as_str()))
+            }
+        }
     }
 }
 
@@ -141,12 +247,16 @@ impl Body for SseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
+        if this.phase == Phase::Ended {
+            return Poll::Ready(None);
+        }
         if let Some(first) = this.pending.take() {
             return this.emit(first);
         }
+        this.check_drain();
         loop {
             this.arm();
-            let lag = &this.metrics.delivery_lag_seconds;
+            let lag = &this.open.context.metrics.delivery_lag_seconds;
             let now = std::time::Instant::now();
             let observe = |accepted: std::time::Instant| {
                 lag.observe(now.saturating_duration_since(accepted).as_secs_f64())
@@ -157,19 +267,17 @@ impl Body for SseBody {
             {
                 Collected::Frames { bytes, count, .. } => {
                     this.disarm();
-                    this.metrics.frames_written_total.inc_by(count as u64);
+                    this.open
+                        .context
+                        .metrics
+                        .frames_written_total
+                        .inc_by(count as u64);
                     this.last_id_sent = this.subscription.position().seq;
                     return this.emit(bytes);
                 }
-                Collected::Resync(reason) => {
+                Collected::Lagged => {
                     this.disarm();
-                    this.metrics
-                        .resyncs_total
-                        .with_label_values(&[reason.as_str()])
-                        .inc();
-                    let position = this.subscription.position();
-                    this.last_id_sent = position.seq;
-                    return this.emit(encode::resync(position, reason.as_str()));
+                    return this.on_lag();
                 }
                 Collected::Nothing => {}
             }
@@ -181,28 +289,32 @@ impl Body for SseBody {
                 }
             }
             if woken {
+                this.check_drain();
                 continue;
             }
-            if this.heartbeat.as_mut().poll(cx).is_pending() {
+            if this.timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            let due = this.last_write + this.settings.heartbeat;
             let now = Instant::now();
-            if due > now {
+            if this.end_at.is_some_and(|end| end <= now) {
+                return this.end(this.end_reason);
+            }
+            if this.last_write + this.settings.heartbeat > now {
                 // Something was written since the timer was set: wait out the rest.
-                this.heartbeat.as_mut().reset(due);
+                this.reset_timer();
                 continue;
             }
-            this.heartbeat.as_mut().reset(now + this.settings.heartbeat);
             let position = this.subscription.position();
             let id = (position.seq > this.last_id_sent).then_some(position);
             this.last_id_sent = position.seq;
-            return this.emit(encode::heartbeat(id));
+            let poll = this.emit(encode::heartbeat(id));
+            this.reset_timer();
+            return poll;
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        false
+        self.phase == Phase::Ended && self.pending.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -4,4 +4,4 @@
 pub mod body;
 pub mod encode;
 
-pub use body::{SseBody, StreamSettings};
+pub use body::{SseBody, StreamContext, StreamSettings};

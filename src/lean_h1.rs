@@ -1,0 +1,333 @@
+//! The lean HTTP/1.1 path for event streams on plain listeners.
+//!
+//! An idle SSE connection served by hyper keeps hyper's per-connection read and write
+//! buffers (8 KiB and more) for as long as it lives. Event streams live for hours and
+//! are almost all idle, so on plain listeners the gateway reads the request head
+//! itself: a `GET /events…` over HTTP/1.1 is answered here, writing chunked frames
+//! straight to the socket from the subscriber's body, holding no buffer between
+//! writes. Every other request (publish, metrics, errors of method, HTTP/2 by prior
+//! knowledge, anything malformed or oversized) is handed to hyper with the bytes read
+//! so far, so its behaviour is hyper's.
+//!
+//! Correctness kept: chunked framing with a terminating chunk when the gateway ends a
+//! stream; keep-alive after a stream or an error answer (the next request is read
+//! again here); pipelining behind an event stream is refused with 400 and the
+//! connection closed (a stream never ends on its own, so what follows it could never
+//! be answered); a client that closes is noticed by reading while streaming.
+
+use std::io::{self, IoSlice};
+use std::sync::Arc;
+
+use ::http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Uri, Version};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::error::ApiError;
+use crate::http as routes;
+use crate::sse::SseBody;
+use crate::state::{ConnState, Shared};
+
+/// A request head as read from the socket.
+pub enum Head {
+    /// `GET /events…` over HTTP/1.1 without a body; the head is `consumed` bytes long.
+    Events {
+        /// The request target.
+        uri: Uri,
+        /// The request headers.
+        headers: HeaderMap,
+        /// False when the client asked to close after this response.
+        keep_alive: bool,
+        /// Length of the head in the buffer.
+        consumed: usize,
+    },
+    /// Anything else: hyper serves it, starting from the bytes read so far.
+    Other,
+    /// The client closed (or failed) before a whole head arrived and sent nothing.
+    Gone,
+}
+
+/// What a served event stream left behind.
+pub enum After {
+    /// The gateway ended the stream cleanly; the connection may serve another request.
+    KeepAlive,
+    /// The connection is done.
+    Close,
+}
+
+/// Reads until a whole head is in `buf` and classifies it. Reads at most about
+/// `max_bytes` before giving up to hyper (which answers 431).
+pub async fn read_head<S: AsyncRead + Unpin>(
+    io: &mut S,
+    buf: &mut Vec<u8>,
+    max_bytes: usize,
+    max_headers: usize,
+) -> Head {
+    loop {
+        let probe = &buf[..buf.len().min(4)];
+        if !b"GET ".starts_with(probe) {
+            return Head::Other; // not a GET (publish, h2 preface, garbage): hyper's
+        }
+        match classify(buf, max_headers) {
+            Some(head) => return head,
+            None if buf.len() >= max_bytes => return Head::Other,
+            None => {}
+        }
+        buf.reserve(1024.min(max_bytes.saturating_sub(buf.len()).max(1)));
+        match io.read_buf(buf).await {
+            Ok(0) if buf.is_empty() => return Head::Gone,
+            Ok(0) => return Head::Other, // half a request then EOF: let hyper say so
+            Ok(_) => {}
+            Err(_) => return Head::Gone,
+        }
+    }
+}
+
+/// `None` while the head is incomplete.
+fn classify(buf: &[u8], max_headers: usize) -> Option<Head> {
+    let mut slots = vec![httparse::EMPTY_HEADER; max_headers];
+    let mut req = httparse::Request::new(&mut slots);
+    let consumed = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return None,
+        Err(_) => return Some(Head::Other),
+    };
+    let path = req.path.unwrap_or("");
+    let is_events =
+        path == "/events" || path.starts_with("/events/") || path.starts_with("/events?");
+    if req.method != Some("GET") || req.version != Some(1) || !is_events {
+        return Some(Head::Other);
+    }
+    let Ok(uri) = path.parse::<Uri>() else {
+        return Some(Head::Other);
+    };
+    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    let mut keep_alive = true;
+    for h in req.headers.iter() {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_bytes(h.value),
+        ) else {
+            return Some(Head::Other);
+        };
+        if name == ::http::header::CONTENT_LENGTH && value != "0"
+            || name == ::http::header::TRANSFER_ENCODING
+        {
+            return Some(Head::Other); // a GET with a body: hyper's business
+        }
+        if name == ::http::header::CONNECTION
+            && value
+                .to_str()
+                .is_ok_and(|v| v.eq_ignore_ascii_case("close"))
+        {
+            keep_alive = false;
+        }
+        headers.append(name, value);
+    }
+    Some(Head::Events {
+        uri,
+        headers,
+        keep_alive,
+        consumed,
+    })
+}
+
+/// Serves one `GET /events…` whose head has been read. `pipelined` is true when more
+/// bytes followed the head.
+pub async fn serve_events<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut S,
+    shared: &Shared,
+    conn: &Arc<ConnState>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    pipelined: bool,
+) -> After {
+    if pipelined {
+        let refusal = ApiError::bad_request(
+            "pipelining_refused",
+            "requests pipelined behind an event stream cannot be answered; send them on another connection",
+        );
+        let _ = write_whole(io, routes::error_response(shared, refusal), false).await;
+        return After::Close;
+    }
+    let response = match routes::subscribe(shared, conn, uri, headers, Version::HTTP_11) {
+        Ok(r) => r,
+        Err(e) => {
+            return match write_whole(io, routes::error_response(shared, e), true).await {
+                Ok(()) => After::KeepAlive,
+                Err(_) => After::Close,
+            }
+        }
+    };
+    stream(io, response).await
+}
+
+async fn stream<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut S,
+    response: Response<SseBody>,
+) -> After {
+    let (parts, mut body) = response.into_parts();
+    let mut head = status_line(parts.status);
+    for (name, value) in &parts.headers {
+        push_header(&mut head, name.as_str(), value.as_bytes());
+    }
+    head.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+    if io.write_all(&head).await.is_err() {
+        return After::Close;
+    }
+    drop(head);
+    let mut probe = [0u8; 16];
+    loop {
+        tokio::select! {
+            biased;
+            frame = body.frame() => match frame {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        if !data.is_empty() && write_chunk(io, &data).await.is_err() {
+                            return After::Close;
+                        }
+                    }
+                }
+                Some(Err(never)) => match never {},
+                None => {
+                    return match io.write_all(b"0\r\n\r\n").await {
+                        Ok(()) => After::KeepAlive,
+                        Err(_) => After::Close,
+                    };
+                }
+            },
+            // The client closed (0), failed, or sent more while being streamed to.
+            _ = io.read(&mut probe) => return After::Close,
+        }
+    }
+}
+
+/// One chunk: size line, data, CRLF, in one vectored write when the socket allows.
+async fn write_chunk<S: AsyncWrite + Unpin>(io: &mut S, data: &Bytes) -> io::Result<()> {
+    let size = format!("{:x}\r\n", data.len());
+    let mut slices = [
+        IoSlice::new(size.as_bytes()),
+        IoSlice::new(data),
+        IoSlice::new(b"\r\n"),
+    ];
+    let mut rest: &mut [IoSlice<'_>] = &mut slices;
+    while !rest.is_empty() {
+        let n = io.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
+}
+
+/// Writes a whole (non-streaming) response with its content length.
+async fn write_whole<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    response: Response<routes::ResponseBody>,
+    keep_alive: bool,
+) -> io::Result<()> {
+    let (parts, body) = response.into_parts();
+    // A whole body never fails to collect; an empty one is the safe fallback.
+    let bytes = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let mut out = status_line(parts.status);
+    for (name, value) in &parts.headers {
+        push_header(&mut out, name.as_str(), value.as_bytes());
+    }
+    push_header(
+        &mut out,
+        "content-length",
+        bytes.len().to_string().as_bytes(),
+    );
+    if !keep_alive {
+        push_header(&mut out, "connection", b"close");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&bytes);
+    io.write_all(&out).await
+}
+
+fn status_line(status: StatusCode) -> Vec<u8> {
+    let mut line = Vec::with_capacity(256);
+    line.extend_from_slice(b"HTTP/1.1 ");
+    line.extend_from_slice(status.as_str().as_bytes());
+    line.push(b' ');
+    line.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    line.extend_from_slice(b"\r\n");
+    line
+}
+
+fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn classifies_heads() {
+        async fn head(bytes: &[u8]) -> Head {
+            let mut io = bytes;
+            let mut buf = Vec::new();
+            read_head(&mut io, &mut buf, 16 * 1024, 64).await
+        }
+        match head(b"GET /events/a?x=1 HTTP/1.1\r\nHost: h\r\nLast-Event-ID: 1\r\n\r\n").await {
+            Head::Events {
+                uri,
+                headers,
+                keep_alive,
+                consumed,
+            } => {
+                assert_eq!(uri.path(), "/events/a");
+                assert_eq!(headers["last-event-id"], "1");
+                assert!(keep_alive);
+                assert_eq!(consumed, 57);
+            }
+            _ => panic!("expected an event stream"),
+        }
+        assert!(matches!(
+            head(b"GET /events HTTP/1.1\r\nConnection: close\r\n\r\n").await,
+            Head::Events {
+                keep_alive: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            head(b"POST /publish HTTP/1.1\r\n\r\n").await,
+            Head::Other
+        ));
+        assert!(matches!(
+            head(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await,
+            Head::Other
+        ));
+        assert!(matches!(
+            head(b"GET /metrics HTTP/1.1\r\n\r\n").await,
+            Head::Other
+        ));
+        assert!(matches!(
+            head(b"GET /events HTTP/1.0\r\n\r\n").await,
+            Head::Other
+        ));
+        assert!(matches!(
+            head(b"GET /eventsX HTTP/1.1\r\n\r\n").await,
+            Head::Other
+        ));
+        assert!(matches!(
+            head(b"GET /events HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc").await,
+            Head::Other
+        ));
+        assert!(
+            matches!(head(b"GET /events HTTP/1.1\r\nHost").await, Head::Other),
+            "EOF mid-head"
+        );
+        assert!(matches!(head(b"").await, Head::Gone));
+    }
+}
