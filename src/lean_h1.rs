@@ -138,8 +138,8 @@ pub async fn serve_events<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut S,
     shared: &Shared,
     conn: &Arc<ConnState>,
-    uri: &Uri,
-    headers: &HeaderMap,
+    uri: Uri,
+    headers: HeaderMap,
     pipelined: bool,
 ) -> After {
     if pipelined {
@@ -150,7 +150,10 @@ pub async fn serve_events<S: AsyncRead + AsyncWrite + Unpin>(
         let _ = write_whole(io, routes::error_response(shared, refusal), false).await;
         return After::Close;
     }
-    let response = match routes::subscribe(shared, conn, uri, headers, Version::HTTP_11) {
+    let subscribed = routes::subscribe(shared, conn, &uri, &headers, Version::HTTP_11);
+    // The request is done with: an idle stream should not keep its head for hours.
+    drop((uri, headers));
+    let response = match subscribed {
         Ok(r) => r,
         Err(e) => {
             return match write_whole(io, routes::error_response(shared, e), true).await {
@@ -172,6 +175,7 @@ async fn stream<S: AsyncRead + AsyncWrite + Unpin>(
         push_header(&mut head, name.as_str(), value.as_bytes());
     }
     head.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+    drop(parts);
     if io.write_all(&head).await.is_err() {
         return After::Close;
     }

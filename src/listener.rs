@@ -19,7 +19,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use crate::conn_io::{GuardedIo, Prefixed};
-use crate::conn_limits::{ConnectionLimiter, Refusal};
+use crate::conn_limits::{ConnectionLimiter, Permit, Refusal};
 use crate::http;
 use crate::lean_h1::{self, After, Head};
 use crate::state::{ConnState, Shared};
@@ -86,15 +86,17 @@ impl BoundListener {
                     continue;
                 }
             };
-            let context = context.clone();
             let tls = self.tls.as_ref().map(|t| t.read().clone());
-            tokio::spawn(connection(stream, peer, tls, context));
+            connection(stream, peer, tls, context.clone());
         }
     }
 }
 
-/// One connection from accept to close.
-async fn connection(
+/// Admits one accepted connection and spawns the task that serves it. The lean plain
+/// path is spawned as its own task; the hyper and TLS paths are boxed inside theirs:
+/// a task's future is as large as its largest state, and the many idle event streams
+/// of the lean path should not each carry the size of hyper's.
+fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
@@ -105,7 +107,7 @@ async fn connection(
     let max_total = context
         .max_connections
         .load(std::sync::atomic::Ordering::Relaxed);
-    let (_permit, refusal) =
+    let (permit, refusal) =
         context
             .limiter
             .admit(peer.ip(), max_total, config.limits.max_connections_per_ip);
@@ -130,12 +132,22 @@ async fn connection(
         config.slow_clients.write_timeout,
         first_request_within,
     );
-    // The hyper and TLS paths are boxed: a task's future is as large as its largest
-    // state, and the lean path's idle streams should not carry hyper's size.
     match tls {
-        None if refusal.is_none() => serve_plain(io, conn, config, context).await,
-        None => Box::pin(serve(io, conn, refusal, &config, context)).await,
-        Some(acceptor) => Box::pin(serve_tls(io, acceptor, conn, refusal, config, context)).await,
+        None if refusal.is_none() => {
+            tokio::spawn(serve_plain(io, conn, config, context, permit));
+        }
+        None => {
+            tokio::spawn(Box::pin(async move {
+                let _permit = permit;
+                serve(io, conn, refusal, &config, context).await
+            }));
+        }
+        Some(acceptor) => {
+            tokio::spawn(Box::pin(async move {
+                let _permit = permit;
+                serve_tls(io, acceptor, conn, refusal, config, context).await
+            }));
+        }
     }
 }
 
@@ -192,6 +204,7 @@ async fn serve_plain(
     conn: Arc<ConnState>,
     config: Arc<Config>,
     context: AcceptContext,
+    _permit: Permit,
 ) {
     let shared = context.shared.clone();
     let mut first = true;
@@ -238,7 +251,7 @@ async fn serve_plain(
                 let pipelined = buf.len() > consumed;
                 drop(buf);
                 let after =
-                    lean_h1::serve_events(&mut io, &shared, &conn, &uri, &headers, pipelined).await;
+                    lean_h1::serve_events(&mut io, &shared, &conn, uri, headers, pipelined).await;
                 if matches!(after, After::Close) || !keep_alive || *context.shutdown.borrow() {
                     return;
                 }
