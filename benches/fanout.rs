@@ -51,13 +51,14 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use http_body::Body;
 use serde_json::{json, Value};
 use ssegate::broker::{IdempotencyWindow, MemoryBroker, PreparedEvent};
-use ssegate::config::LagPolicy;
 use ssegate::config::{HistoryConfig, LimitsConfig};
+use ssegate::config::{LagPolicy, Routes};
 use ssegate::drain::Drain;
 use ssegate::event_id::EventId;
 use ssegate::hub::{Collected, Hub, ResumeFrom, Subscription};
 use ssegate::metrics::Metrics;
 use ssegate::publish;
+use ssegate::registry::StreamRegistry;
 use ssegate::sse::encode::{self, EventData};
 use ssegate::sse::{SseBody, StreamContext, StreamSettings};
 use ssegate::state::ConnState;
@@ -261,7 +262,7 @@ fn deliver_to_subscriptions(rig: &Rig, subs: &mut [Subscription]) -> usize {
     rig.publish(1);
     let mut delivered = 0;
     for sub in subs.iter_mut() {
-        if let Collected::Frames { bytes, count, .. } = sub.collect(MAX_BATCH_BYTES, |_| {}) {
+        if let Collected::Frames { bytes, count, .. } = sub.collect(MAX_BATCH_BYTES, |_, _| {}) {
             black_box(bytes);
             delivered += count;
         }
@@ -341,7 +342,8 @@ fn bench_fanout_body(c: &mut Criterion) {
         max_age: None,
         retry_ms: (2000, 5000),
     };
-    let conn = ConnState::new("127.0.0.1:1".parse().expect("address"), false);
+    let conn = ConnState::new("127.0.0.1:1".parse().expect("address"), false, Routes::All);
+    let registry = StreamRegistry::new();
     let drain = Arc::new(Drain::new(Duration::from_secs(20)));
     let mut cx = Context::from_waker(Waker::noop());
 
@@ -361,6 +363,15 @@ fn bench_fanout_body(c: &mut Criterion) {
                     drain: drain.clone(),
                     slot: conn.try_open_stream(usize::MAX).expect("no cap"),
                     proto: "h1",
+                    registration: registry.register(
+                        conn.peer,
+                        "h1",
+                        false,
+                        sub.channels().clone(),
+                        0,
+                    ),
+                    replay_through: 0,
+                    log_budget: None,
                 };
                 SseBody::new(sub, preamble, settings, context)
             })
@@ -414,7 +425,7 @@ fn collect_pending(rig: &Rig, sub: &mut Subscription, iters: u64, per_collect: u
         let mut uneven = false;
         let start = Instant::now();
         for _ in 0..chunk * collects_per_iter {
-            if let Collected::Frames { bytes, count, .. } = sub.collect(limit, |_| {}) {
+            if let Collected::Frames { bytes, count, .. } = sub.collect(limit, |_, _| {}) {
                 black_box(bytes);
                 got += count;
                 uneven |= count != per_collect;

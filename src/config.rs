@@ -33,6 +33,8 @@ pub struct Config {
     pub keepalive: KeepaliveConfig,
     /// Graceful shutdown on SIGTERM / SIGINT.
     pub drain: DrainConfig,
+    /// The admin API (`/admin/…`).
+    pub admin: AdminConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -45,11 +47,13 @@ impl Default for Config {
                     name: "plain".into(),
                     address: "127.0.0.1:8080".parse().expect("literal address"),
                     tls: None,
+                    routes: Routes::All,
                 },
                 ListenerConfig {
                     name: "tls".into(),
                     address: "127.0.0.1:8443".parse().expect("literal address"),
                     tls: Some(TlsConfig::default()),
+                    routes: Routes::All,
                 },
             ],
             publish: PublishConfig::default(),
@@ -59,6 +63,7 @@ impl Default for Config {
             slow_clients: SlowClientsConfig::default(),
             keepalive: KeepaliveConfig::default(),
             drain: DrainConfig::default(),
+            admin: AdminConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -75,6 +80,36 @@ pub struct ListenerConfig {
     /// TLS for this listener; absent means plain HTTP/1.1 and h2c (prior knowledge).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Which endpoints this listener serves: `all`, `public` (events, publish, cursor,
+    /// health) or `admin` (metrics, admin API, health), so metrics and the admin API can
+    /// sit on a port the internet cannot reach.
+    #[serde(default)]
+    pub routes: Routes,
+}
+
+/// The endpoints a listener serves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Routes {
+    /// Everything.
+    #[default]
+    All,
+    /// `/events`, `/publish`, `/cursor`, `/healthz`, `/readyz`.
+    Public,
+    /// `/metrics`, `/admin/…`, `/healthz`, `/readyz`.
+    Admin,
+}
+
+impl Routes {
+    /// True when this listener serves the public endpoints.
+    pub fn public(self) -> bool {
+        self != Routes::Admin
+    }
+
+    /// True when this listener serves metrics and the admin API.
+    pub fn admin(self) -> bool {
+        self != Routes::Public
+    }
 }
 
 /// TLS settings of one listener. ALPN offers `h2` and `http/1.1`.
@@ -94,13 +129,13 @@ pub struct TlsConfig {
 pub struct PublishConfig {
     /// The accepted publish keys. Each is a literal `value`, or read from the environment
     /// variable `env` (with an optional `default` used when the variable is unset).
-    pub keys: Vec<PublishKeyConfig>,
+    pub keys: Vec<KeyConfig>,
 }
 
 impl Default for PublishConfig {
     fn default() -> Self {
         PublishConfig {
-            keys: vec![PublishKeyConfig {
+            keys: vec![KeyConfig {
                 name: "default".into(),
                 value: None,
                 env: Some("SSEGATE_PUBLISH_KEY".into()),
@@ -114,10 +149,10 @@ impl Default for PublishConfig {
 /// `SSEGATE_PUBLISH_KEY` is unset. Fine on a laptop; a loud warning elsewhere.
 pub const DEV_PUBLISH_KEY: &str = "dev-publish-key";
 
-/// One publish key and where its secret comes from.
+/// One key (publish or admin) and where its secret comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PublishKeyConfig {
+pub struct KeyConfig {
     /// A name for logs (the key itself is never logged).
     pub name: String,
     /// The key written in the file. Prefer `env` so no secret sits in the file.
@@ -152,7 +187,7 @@ impl fmt::Debug for ResolvedKey {
     }
 }
 
-impl PublishKeyConfig {
+impl KeyConfig {
     /// Reads the secret from the file or the environment.
     pub fn resolve(&self) -> Result<ResolvedKey, ConfigError> {
         let from_env = self
@@ -166,7 +201,7 @@ impl PublishKeyConfig {
             (None, None, Some(d)) => (d.clone(), true),
             (None, None, None) => {
                 return Err(ConfigError::new(format!(
-                    "publish key '{}': environment variable {} is not set and no default is given",
+                    "key '{}': environment variable {} is not set and no default is given",
                     self.name,
                     self.env.as_deref().unwrap_or("(none)")
                 )))
@@ -435,18 +470,62 @@ impl Default for DrainConfig {
     }
 }
 
+/// The admin API: JSON under `/admin/`, behind `Authorization: Bearer <admin key>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// The accepted admin keys; an empty list turns the admin API off.
+    pub keys: Vec<KeyConfig>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            keys: vec![KeyConfig {
+                name: "default".into(),
+                value: None,
+                env: Some("SSEGATE_ADMIN_KEY".into()),
+                default: Some(DEV_ADMIN_KEY.into()),
+            }],
+        }
+    }
+}
+
+/// The development admin key of the shipped `gateway.yaml`, used when
+/// `SSEGATE_ADMIN_KEY` is unset.
+pub const DEV_ADMIN_KEY: &str = "dev-admin-key";
+
 /// Logging.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// A `tracing` filter, e.g. `info` or `ssegate=debug`; `RUST_LOG` overrides it.
     pub level: String,
+    /// `text` (one human line per event) or `json` (one JSON object per line).
+    pub format: LogFormat,
+    /// Most connection open/close lines per second; past it lines are dropped and a
+    /// count of the dropped ones is logged once a second, so a reconnect storm cannot
+    /// flood the log. 0 logs none.
+    pub max_connection_lines_per_second: u32,
+}
+
+/// The shape of log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             level: "info".into(),
+            format: LogFormat::Text,
+            max_connection_lines_per_second: 100,
         }
     }
 }
@@ -525,6 +604,20 @@ impl Config {
             if resolved.secret.len() < 8 {
                 return Err(ConfigError::new(format!(
                     "publish.keys.{}: a key must be at least 8 characters",
+                    k.name
+                )));
+            }
+        }
+        for k in &self.admin.keys {
+            if k.value.is_none() && k.env.is_none() {
+                return Err(ConfigError::new(format!(
+                    "admin.keys.{}: give `value` or `env`",
+                    k.name
+                )));
+            }
+            if k.resolve()?.secret.len() < 8 {
+                return Err(ConfigError::new(format!(
+                    "admin.keys.{}: a key must be at least 8 characters",
                     k.name
                 )));
             }

@@ -107,6 +107,16 @@ impl ApiError {
         }
     }
 
+    /// 500: the gateway failed.
+    pub fn internal(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            code,
+            message,
+            Fault::Internal,
+        )
+    }
+
     /// 404.
     pub fn not_found() -> Self {
         ApiError::new(

@@ -13,6 +13,8 @@ use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 
+use crate::admin;
+use crate::auth::{self, KeyRole};
 use crate::broker::PublishError;
 use crate::conn_limits::Refusal;
 use crate::error::ApiError;
@@ -34,22 +36,25 @@ pub async fn handle(
     conn.first_request_seen
         .store(true, std::sync::atomic::Ordering::Release);
     let path = req.uri().path();
-    let result = if path == "/events" || path.starts_with("/events/") {
+    let (public, admin) = (conn.routes.public(), conn.routes.admin());
+    let result = if public && (path == "/events" || path.starts_with("/events/")) {
         only(&req, Method::GET, "GET").and_then(|_| {
             subscribe(&shared, &conn, req.uri(), req.headers(), req.version())
                 .map(|r| r.map(Either::Right))
         })
+    } else if admin && (path == "/admin" || path.starts_with("/admin/")) {
+        admin::handle(&shared, &req).map(|(status, body)| json(status, body))
     } else {
         match path {
-            "/publish" => match only(&req, Method::POST, "POST") {
+            "/publish" if public => match only(&req, Method::POST, "POST") {
                 Ok(()) => publish(&shared, req).await,
                 Err(e) => Err(e),
             },
-            "/cursor" => only(&req, Method::GET, "GET").map(|_| cursor(&shared)),
+            "/cursor" if public => only(&req, Method::GET, "GET").map(|_| cursor(&shared)),
             "/healthz" => only(&req, Method::GET, "GET")
                 .map(|_| json(StatusCode::OK, r#"{"status":"ok"}"#.into())),
             "/readyz" => only(&req, Method::GET, "GET").map(|_| readyz(&shared)),
-            "/metrics" => only(&req, Method::GET, "GET").map(|_| metrics(&shared)),
+            "/metrics" if admin => only(&req, Method::GET, "GET").map(|_| metrics(&shared)),
             _ => Err(ApiError::not_found()),
         }
     };
@@ -219,11 +224,25 @@ pub fn subscribe(
         max_age,
         retry_ms: retry_range,
     };
+    let replay_through = match start {
+        Start::Resumed => subscription.head_at_start(),
+        _ => 0,
+    };
+    let registration = shared.registry.register(
+        conn.peer,
+        proto,
+        conn.tls,
+        subscription.channels().clone(),
+        position.seq,
+    );
     let context = StreamContext {
         metrics: shared.metrics.clone(),
         drain: shared.drain.clone(),
         slot,
         proto,
+        registration,
+        replay_through,
+        log_budget: Some(shared.log_budget.clone()),
     };
     let body = SseBody::new(subscription, preamble, settings, context);
     let mut response = Response::new(body);
@@ -243,7 +262,7 @@ async fn publish(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let started = Instant::now();
     let config = shared.config();
-    authorize_publisher(shared, &req)?;
+    auth::check_key(req.headers(), &shared.publish_keys(), KeyRole::Publish)?;
     // The body is parsed as JSON whatever its Content-Type: `curl -d` sends a form
     // type, and a wrong guess there should not cost a newcomer a 415.
     let max = config.limits.max_body_bytes;
@@ -289,6 +308,7 @@ async fn publish(
     shared
         .metrics
         .events_published_total
+        .with_label_values(&["http"])
         .inc_by(published.new_events as u64);
     let ids = published.ids;
     let answer = if request.is_batch {
@@ -301,43 +321,6 @@ async fn publish(
         .publish_duration_seconds
         .observe(started.elapsed().as_secs_f64());
     Ok(json(StatusCode::OK, answer.to_string()))
-}
-
-fn authorize_publisher<B>(shared: &Shared, req: &Request<B>) -> Result<(), ApiError> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Err(ApiError::unauthorized(
-            "publish_key_missing",
-            "send the publish key as Authorization: Bearer <key>",
-        ));
-    };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .unwrap_or("");
-    let matched = shared.publish_keys().iter().fold(false, |ok, key| {
-        ok | constant_time_eq(key.secret.as_bytes(), token.as_bytes())
-    });
-    if matched {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized(
-            "publish_key_invalid",
-            "the publish key is not valid",
-        ))
-    }
-}
-
-/// Compares without an early exit, so timing does not reveal how much of a key matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn cursor(shared: &Shared) -> Response<ResponseBody> {
@@ -365,10 +348,12 @@ fn readyz(shared: &Shared) -> Response<ResponseBody> {
 }
 
 fn metrics(shared: &Shared) -> Response<ResponseBody> {
-    shared
-        .metrics
-        .channels
-        .set(shared.hub.channel_count() as i64);
+    let (channels, history_events, history_bytes) = shared.hub.totals();
+    let m = &shared.metrics;
+    m.channels.set(channels as i64);
+    m.history_events.set(history_events as i64);
+    m.history_bytes.set(history_bytes as i64);
+    m.tcp_connections_open.set(shared.limiter.open() as i64);
     let mut response = Response::new(Either::Left(Full::new(Bytes::from(
         shared.metrics.render(),
     ))));
@@ -379,7 +364,7 @@ fn metrics(shared: &Shared) -> Response<ResponseBody> {
     response
 }
 
-fn json(status: StatusCode, body: String) -> Response<ResponseBody> {
+pub(crate) fn json(status: StatusCode, body: String) -> Response<ResponseBody> {
     let mut response = Response::new(Either::Left(Full::new(Bytes::from(body))));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -397,6 +382,9 @@ pub fn error_response(shared: &Shared, e: ApiError) -> Response<ResponseBody> {
         .inc();
     if e.is_limit {
         m.refusals_total.with_label_values(&[e.code]).inc();
+    }
+    if e.status == StatusCode::UNAUTHORIZED {
+        m.auth_failures_total.with_label_values(&[e.code]).inc();
     }
     let mut response = json(e.status, e.body());
     let headers = response.headers_mut();

@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
+pub mod auth;
 pub mod broker;
 pub mod channel_name;
 pub mod config;
@@ -19,8 +21,10 @@ pub mod http;
 pub mod hub;
 pub mod lean_h1;
 pub mod listener;
+pub mod log_budget;
 pub mod metrics;
 pub mod publish;
+pub mod registry;
 pub mod server;
 pub mod sse;
 pub mod state;

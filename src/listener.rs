@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::Config;
+use crate::config::{Config, Routes};
 use crate::conn_io::{GuardedIo, Prefixed};
 use crate::conn_limits::{ConnectionLimiter, Permit, Refusal};
 use crate::http;
@@ -55,6 +55,8 @@ pub struct BoundListener {
     pub local_addr: SocketAddr,
     /// The TLS acceptor of a TLS listener.
     pub tls: Option<SharedAcceptor>,
+    /// The endpoints it serves.
+    pub routes: Routes,
     socket: TcpListener,
 }
 
@@ -64,12 +66,14 @@ impl BoundListener {
         name: &str,
         address: SocketAddr,
         tls: Option<SharedAcceptor>,
+        routes: Routes,
     ) -> std::io::Result<BoundListener> {
         let socket = TcpListener::bind(address).await?;
         Ok(BoundListener {
             name: name.to_string(),
             local_addr: socket.local_addr()?,
             tls,
+            routes,
             socket,
         })
     }
@@ -87,7 +91,7 @@ impl BoundListener {
                 }
             };
             let tls = self.tls.as_ref().map(|t| t.read().clone());
-            connection(stream, peer, tls, context.clone());
+            connection(stream, peer, tls, self.routes, context.clone());
         }
     }
 }
@@ -100,6 +104,7 @@ fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
+    routes: Routes,
     context: AcceptContext,
 ) {
     let config = context.shared.config();
@@ -121,7 +126,7 @@ fn connection(
         }
     }
     configure_socket(&stream, &config);
-    let conn = ConnState::new(peer, tls.is_some());
+    let conn = ConnState::new(peer, tls.is_some(), routes);
     let mut first_request_within = config.limits.header_read_timeout;
     if tls.is_some() {
         first_request_within += config.limits.tls_handshake_timeout;
@@ -236,16 +241,12 @@ async fn serve_plain(
         first = false;
         match head {
             Head::Gone => return,
-            Head::Other => {
-                let io = Prefixed::new(buf, io);
-                return Box::pin(serve(io, conn, None, &config, context)).await;
-            }
             Head::Events {
                 uri,
                 headers,
                 keep_alive,
                 consumed,
-            } => {
+            } if conn.routes.public() => {
                 conn.first_request_seen
                     .store(true, std::sync::atomic::Ordering::Release);
                 let pipelined = buf.len() > consumed;
@@ -255,6 +256,11 @@ async fn serve_plain(
                 if matches!(after, After::Close) || !keep_alive || *context.shutdown.borrow() {
                     return;
                 }
+            }
+            _ => {
+                // Anything but an event stream on a public listener: hyper's, whole.
+                let io = Prefixed::new(buf, io);
+                return Box::pin(serve(io, conn, None, &config, context)).await;
             }
         }
     }

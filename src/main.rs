@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use ssegate::config::LogFormat;
 use ssegate::{Config, Gateway};
 
 const USAGE: &str = "usage: ssegate [--config PATH] [--check]
@@ -39,16 +40,28 @@ fn main() -> ExitCode {
         }
     };
     if check_only {
+        // Certificates are part of a valid config: load them as start-up would.
+        for l in &config.listeners {
+            if let Some(tls) = l.tls.as_ref().filter(|t| t.cert.is_some()) {
+                if let Err(e) = ssegate::tls::load(tls) {
+                    eprintln!("ssegate: invalid configuration: listener {}: {e}", l.name);
+                    return ExitCode::from(2);
+                }
+            }
+        }
         println!("{}: valid", config_path.display());
         return ExitCode::SUCCESS;
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match config.log.format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -14,12 +14,12 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::broker::{IdempotencyWindow, MemoryBroker};
-use crate::config::{Config, ResolvedKey, FD_RESERVE};
+use crate::config::{Config, FD_RESERVE};
 use crate::conn_limits::ConnectionLimiter;
 use crate::hub::Hub;
 use crate::listener::{AcceptContext, BoundListener, SharedAcceptor};
 use crate::metrics::Metrics;
-use crate::state::Shared;
+use crate::state::{ResolvedKeys, Shared};
 use crate::tls;
 
 /// How often expired history is dropped and idle channels forgotten.
@@ -74,14 +74,14 @@ pub struct Gateway {
     shutdown: watch::Sender<bool>,
 }
 
-/// The resolved publish keys of a config.
-fn resolve_keys(config: &Config) -> Result<Vec<ResolvedKey>, StartError> {
-    config
-        .publish
-        .keys
-        .iter()
-        .map(|k| k.resolve().map_err(|e| StartError(e.to_string())))
-        .collect()
+/// The resolved publish and admin keys of a config.
+fn resolve_keys(config: &Config) -> Result<ResolvedKeys, StartError> {
+    let resolve = |keys: &[crate::config::KeyConfig]| {
+        keys.iter()
+            .map(|k| k.resolve().map_err(|e| StartError(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok((resolve(&config.publish.keys)?, resolve(&config.admin.keys)?))
 }
 
 /// The open-files limit now: (soft, hard).
@@ -100,7 +100,7 @@ impl Gateway {
     /// Binds every listener and starts serving on the current tokio runtime.
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
         config.validate().map_err(|e| StartError(e.to_string()))?;
-        let publish_keys = resolve_keys(&config)?;
+        let keys = resolve_keys(&config)?;
         let epoch = fastrand::u32(..);
         let hub = Arc::new(Hub::new(
             epoch,
@@ -124,7 +124,7 @@ impl Gateway {
                     (Some(acceptor), loaded.self_signed)
                 }
             };
-            let listener = BoundListener::bind(&l.name, l.address, acceptor.clone())
+            let listener = BoundListener::bind(&l.name, l.address, acceptor.clone(), l.routes)
                 .await
                 .map_err(|e| {
                     StartError(format!(
@@ -149,7 +149,7 @@ impl Gateway {
             acceptors.push(acceptor);
             bound.push(listener);
         }
-        warn_about_dev_keys(&config, &publish_keys);
+        warn_about_dev_keys(&config, &keys);
         let max_connections = Arc::new(AtomicUsize::new(max_connections(&config)));
         tracing::info!(
             max_connections = max_connections.load(Ordering::Relaxed),
@@ -157,12 +157,12 @@ impl Gateway {
         );
         let shared = Arc::new(Shared::new(
             config,
-            publish_keys,
+            keys,
             hub.clone(),
             broker,
             Arc::new(Metrics::new()),
         ));
-        let limiter = ConnectionLimiter::new();
+        let limiter = shared.limiter.clone();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let context = AcceptContext {
             shared: shared.clone(),
@@ -282,21 +282,26 @@ fn max_connections(config: &Config) -> usize {
     })
 }
 
-fn warn_about_dev_keys(config: &Config, keys: &[ResolvedKey]) {
+fn warn_about_dev_keys(config: &Config, keys: &ResolvedKeys) {
     let public = config
         .listeners
         .iter()
         .any(|l| !l.address.ip().is_loopback());
-    for key in keys.iter().filter(|k| k.from_default) {
+    let roles = [("publish", &keys.0), ("admin", &keys.1)];
+    for (role, key) in roles
+        .iter()
+        .flat_map(|(role, ks)| ks.iter().map(move |k| (*role, k)))
+        .filter(|(_, k)| k.from_default)
+    {
         if public {
             tracing::error!(
                 key = %key.name,
-                "!!! publish key '{}' is the development default and a listener is reachable \
-                 beyond loopback: anyone can publish. Set its environment variable. !!!",
+                "!!! {role} key '{}' is the development default and a listener is reachable \
+                 beyond loopback: anyone can use it. Set its environment variable. !!!",
                 key.name
             );
         } else {
-            tracing::info!(key = %key.name, "publish key uses its development default (loopback only)");
+            tracing::info!(key = %key.name, "{role} key uses its development default (loopback only)");
         }
     }
 }

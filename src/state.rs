@@ -8,10 +8,13 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::broker::Broker;
-use crate::config::{Config, ResolvedKey};
+use crate::config::{Config, ResolvedKey, Routes};
+use crate::conn_limits::ConnectionLimiter;
 use crate::drain::Drain;
 use crate::hub::Hub;
+use crate::log_budget::LogBudget;
 use crate::metrics::Metrics;
+use crate::registry::StreamRegistry;
 
 /// The gateway's shared state, one per process.
 pub struct Shared {
@@ -19,6 +22,8 @@ pub struct Shared {
     config: RwLock<Arc<Config>>,
     /// The publish keys with their secrets resolved; replaced on SIGHUP.
     publish_keys: RwLock<Arc<Vec<ResolvedKey>>>,
+    /// The admin keys with their secrets resolved; replaced on SIGHUP.
+    admin_keys: RwLock<Arc<Vec<ResolvedKey>>>,
     /// Channels, history, subscriptions.
     pub hub: Arc<Hub>,
     /// Assigns ids and accepts events.
@@ -27,25 +32,39 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Set once a graceful shutdown has begun.
     pub drain: Arc<Drain>,
+    /// Open TCP connections, in total and per IP.
+    pub limiter: Arc<ConnectionLimiter>,
+    /// Open event streams, for the admin API.
+    pub registry: Arc<StreamRegistry>,
+    /// Rate limit on connection log lines.
+    pub log_budget: Arc<LogBudget>,
 }
+
+/// The secrets of a config's keys, resolved: (publish, admin).
+pub type ResolvedKeys = (Vec<ResolvedKey>, Vec<ResolvedKey>);
 
 impl Shared {
     /// Shared state from its parts.
     pub fn new(
         config: Config,
-        publish_keys: Vec<ResolvedKey>,
+        keys: ResolvedKeys,
         hub: Arc<Hub>,
         broker: Arc<dyn Broker>,
         metrics: Arc<Metrics>,
     ) -> Shared {
         let drain = Arc::new(Drain::new(config.drain.period));
+        let log_budget = Arc::new(LogBudget::new(config.log.max_connection_lines_per_second));
         Shared {
             config: RwLock::new(Arc::new(config)),
-            publish_keys: RwLock::new(Arc::new(publish_keys)),
+            publish_keys: RwLock::new(Arc::new(keys.0)),
+            admin_keys: RwLock::new(Arc::new(keys.1)),
             hub,
             broker,
             metrics,
             drain,
+            limiter: ConnectionLimiter::new(),
+            registry: StreamRegistry::new(),
+            log_budget,
         }
     }
 
@@ -59,11 +78,17 @@ impl Shared {
         self.publish_keys.read().clone()
     }
 
+    /// The admin keys in force now (empty: the admin API is off).
+    pub fn admin_keys(&self) -> Arc<Vec<ResolvedKey>> {
+        self.admin_keys.read().clone()
+    }
+
     /// Puts a reloaded configuration and its keys in force (SIGHUP). Listeners and the
     /// hub's history bounds are fixed at start; the caller warns when those differ.
-    pub fn reload(&self, config: Config, publish_keys: Vec<ResolvedKey>) {
+    pub fn reload(&self, config: Config, keys: ResolvedKeys) {
         *self.config.write() = Arc::new(config);
-        *self.publish_keys.write() = Arc::new(publish_keys);
+        *self.publish_keys.write() = Arc::new(keys.0);
+        *self.admin_keys.write() = Arc::new(keys.1);
     }
 }
 
@@ -128,6 +153,8 @@ pub struct ConnState {
     pub peer: SocketAddr,
     /// True on a TLS listener.
     pub tls: bool,
+    /// The endpoints its listener serves.
+    pub routes: Routes,
     /// Event streams open on this connection (more than one only on HTTP/2).
     pub streams: AtomicUsize,
     /// Set when the first request reached a handler (ends the first-request deadline).
@@ -137,10 +164,11 @@ pub struct ConnState {
 
 impl ConnState {
     /// A new connection's state.
-    pub fn new(peer: SocketAddr, tls: bool) -> Arc<ConnState> {
+    pub fn new(peer: SocketAddr, tls: bool, routes: Routes) -> Arc<ConnState> {
         Arc::new(ConnState {
             peer,
             tls,
+            routes,
             streams: AtomicUsize::new(0),
             first_request_seen: AtomicBool::new(false),
             close_reason: AtomicU8::new(CloseReason::Client as u8),

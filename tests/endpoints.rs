@@ -85,7 +85,10 @@ async fn metrics_count_publishes_streams_and_bytes() {
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
     let fresh = reply.text();
-    assert_eq!(metric(&fresh, "ssegate_events_published_total"), Some(0.0));
+    assert_eq!(
+        metric(&fresh, "ssegate_events_published_total{source=\"http\"}"),
+        Some(0.0)
+    );
     for labels in [
         "proto=\"h1\",tls=\"false\"",
         "proto=\"h1\",tls=\"true\"",
@@ -124,7 +127,10 @@ async fn metrics_count_publishes_streams_and_bytes() {
     }
 
     let text = gw.metrics().await;
-    assert_eq!(metric(&text, "ssegate_events_published_total"), Some(8.0));
+    assert_eq!(
+        metric(&text, "ssegate_events_published_total{source=\"http\"}"),
+        Some(8.0)
+    );
     assert_eq!(metric(&text, "ssegate_frames_written_total"), Some(16.0));
     assert_eq!(
         metric(&text, "ssegate_bytes_written_total"),
@@ -225,7 +231,7 @@ async fn idempotent_retry_is_not_counted_as_a_published_event() {
     assert_eq!(gw.cursor().await, first, "one event was accepted");
     let text = gw.metrics().await;
     assert_eq!(
-        metric(&text, "ssegate_events_published_total"),
+        metric(&text, "ssegate_events_published_total{source=\"http\"}"),
         Some(1.0),
         "events accepted by the broker"
     );

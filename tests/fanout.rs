@@ -69,7 +69,7 @@ async fn thousand_subscribers_each_get_every_event_in_order() {
     }
     let metrics = gw.metrics().await;
     assert_eq!(
-        metric(&metrics, "ssegate_events_published_total"),
+        metric(&metrics, "ssegate_events_published_total{source=\"http\"}"),
         Some(EVENTS as f64)
     );
     assert_eq!(

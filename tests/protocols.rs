@@ -183,6 +183,7 @@ async fn configured_certificate_and_key_are_served() {
                 cert: Some(gw_cert),
                 key: Some(gw_key),
             }),
+            routes: Default::default(),
         });
         c.sse.retry_min = Duration::from_millis(RETRY_MIN_MS);
         c.sse.retry_max = Duration::from_millis(RETRY_MAX_MS);

@@ -39,6 +39,31 @@ impl Channel {
         self.subscribers.load(Ordering::Relaxed)
     }
 
+    /// A snapshot for the admin API.
+    pub fn stats(&self, now: std::time::Instant) -> super::ChannelStats {
+        let ring = self.ring.lock();
+        super::ChannelStats {
+            name: self.name.clone(),
+            subscribers: self.subscriber_count(),
+            history_events: ring.len(),
+            history_bytes: ring.bytes(),
+            first_seq: ring.first_seq(),
+            last_seq: ring.last_seq(),
+            history_span_seconds: ring.oldest_age(now).as_secs_f64(),
+            events_per_second: ring.rate(now),
+        }
+    }
+
+    /// Frames and bytes waiting after `position` (the lag of a subscriber there).
+    pub fn pending_after(&self, position: u64) -> (usize, u64) {
+        self.ring.lock().pending_after(position)
+    }
+
+    /// Wakes every subscriber waiting on this channel.
+    pub fn wake(&self) {
+        self.notify.notify_waiters();
+    }
+
     /// A handle to wait for the next commit that touches this channel.
     pub fn notify_handle(&self) -> Arc<Notify> {
         self.notify.clone()

@@ -11,7 +11,8 @@ mod channel;
 mod ring;
 mod subscription;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -70,7 +71,8 @@ pub struct HubFull {
 #[derive(Debug)]
 pub struct Hub {
     epoch: u32,
-    channels: RwLock<HashMap<Arc<str>, Arc<Channel>>>,
+    /// Ordered by name, so the admin API pages through it with bounded work.
+    channels: RwLock<BTreeMap<Arc<str>, Arc<Channel>>>,
     /// Highest sequence number whose frames are all in their rings.
     committed: AtomicU64,
     /// Highest `evicted_through` of any channel the sweeper dropped; a channel created
@@ -85,7 +87,7 @@ impl Hub {
     pub fn new(epoch: u32, history: HistoryConfig, max_channels: usize) -> Hub {
         Hub {
             epoch,
-            channels: RwLock::new(HashMap::new()),
+            channels: RwLock::new(BTreeMap::new()),
             committed: AtomicU64::new(0),
             dropped_through: AtomicU64::new(0),
             history,
@@ -206,7 +208,7 @@ impl Hub {
         resume: ResumeFrom,
     ) -> Result<(Subscription, Start), HubFull> {
         let channels = self.join(names)?;
-        Ok(Subscription::start(self.clone(), channels, resume))
+        Ok(Subscription::start(self.clone(), channels.into(), resume))
     }
 
     fn join(&self, names: &[String]) -> Result<Vec<Arc<Channel>>, HubFull> {
@@ -283,14 +285,35 @@ impl Hub {
     /// A snapshot of one channel's state, for tests and the admin API.
     pub fn channel_stats(&self, name: &str) -> Option<ChannelStats> {
         let map = self.channels.read();
-        let ch = map.get(name)?;
-        let ring = ch.ring.lock();
-        Some(ChannelStats {
-            subscribers: ch.subscribers.load(Ordering::Relaxed),
-            history_events: ring.len(),
-            history_bytes: ring.bytes(),
-            last_seq: ring.last_seq(),
-        })
+        map.get(name).map(|ch| ch.stats(Instant::now()))
+    }
+
+    /// Up to `limit` channels after `after` (by name), with their state: one page of
+    /// the admin API's channel list, in O(log n + limit).
+    pub fn channel_page(&self, after: Option<&str>, limit: usize) -> Vec<ChannelStats> {
+        let map = self.channels.read();
+        let now = Instant::now();
+        let start = match after {
+            Some(name) => Bound::Excluded(name),
+            None => Bound::Unbounded,
+        };
+        map.range::<str, _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, ch)| ch.stats(now))
+            .collect()
+    }
+
+    /// Totals over every channel: (channels, events held, bytes held). O(channels), for
+    /// the metrics scrape.
+    pub fn totals(&self) -> (usize, usize, usize) {
+        let map = self.channels.read();
+        let (mut events, mut bytes) = (0, 0);
+        for ch in map.values() {
+            let ring = ch.ring.lock();
+            events += ring.len();
+            bytes += ring.bytes();
+        }
+        (map.len(), events, bytes)
     }
 }
 
@@ -301,14 +324,22 @@ fn leave(channels: &[Arc<Channel>]) {
 }
 
 /// What one channel holds right now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChannelStats {
+    /// The channel's name.
+    pub name: Arc<str>,
     /// Open subscriptions.
     pub subscribers: usize,
     /// Frames in history.
     pub history_events: usize,
     /// Bytes in history.
     pub history_bytes: usize,
+    /// Sequence number of the oldest frame in history.
+    pub first_seq: Option<u64>,
     /// Sequence number of the newest frame.
     pub last_seq: Option<u64>,
+    /// Age of the oldest frame in history, in seconds.
+    pub history_span_seconds: f64,
+    /// Recent publish rate (exponentially decayed over about 10 s).
+    pub events_per_second: f64,
 }

@@ -7,6 +7,9 @@ use bytes::Bytes;
 
 use crate::config::HistoryBounds;
 
+/// The time constant of a ring's publish-rate estimate.
+pub const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// One encoded event as it sits in a ring: shared by every subscriber that writes it.
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -27,6 +30,10 @@ pub struct Ring {
     pushed_bytes: u64,
     /// Running total of `pushed_bytes` at the end of each frame, parallel to `frames`.
     ends_at: VecDeque<u64>,
+    /// Publish rate, exponentially decayed (time constant [`RATE_WINDOW`]), as of
+    /// `rate_at`.
+    rate: f64,
+    rate_at: Option<Instant>,
     /// The highest sequence number that was dropped from this ring (or from an earlier
     /// incarnation of the channel). A subscriber whose position is below it has missed
     /// events that can no longer be replayed.
@@ -42,6 +49,8 @@ impl Ring {
             bytes: 0,
             pushed_bytes: 0,
             ends_at: VecDeque::new(),
+            rate: 0.0,
+            rate_at: None,
             evicted_through,
             bounds,
         }
@@ -52,6 +61,8 @@ impl Ring {
     pub fn push(&mut self, frame: Frame) {
         debug_assert!(self.frames.back().is_none_or(|last| last.seq < frame.seq));
         let now = frame.accepted_at;
+        self.rate = self.rate(now) + 1.0 / RATE_WINDOW.as_secs_f64();
+        self.rate_at = Some(now);
         self.bytes += frame.bytes.len();
         self.pushed_bytes += frame.bytes.len() as u64;
         self.ends_at.push_back(self.pushed_bytes);
@@ -105,6 +116,30 @@ impl Ring {
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Events per second recently pushed (decayed to `now`).
+    pub fn rate(&self, now: Instant) -> f64 {
+        match self.rate_at {
+            None => 0.0,
+            Some(at) => {
+                let dt = now.saturating_duration_since(at).as_secs_f64();
+                self.rate * (-dt / RATE_WINDOW.as_secs_f64()).exp()
+            }
+        }
+    }
+
+    /// The sequence number of the oldest frame, if any.
+    pub fn first_seq(&self) -> Option<u64> {
+        self.frames.front().map(|f| f.seq)
+    }
+
+    /// How old the oldest frame is.
+    pub fn oldest_age(&self, now: Instant) -> std::time::Duration {
+        self.frames
+            .front()
+            .map(|f| now.saturating_duration_since(f.accepted_at))
+            .unwrap_or_default()
     }
 
     /// The sequence number of the newest frame, if any.

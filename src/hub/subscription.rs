@@ -76,8 +76,12 @@ impl LagBounds {
 #[derive(Debug)]
 pub struct Subscription {
     hub: Arc<Hub>,
-    channels: Vec<Arc<Channel>>,
+    /// Shared with the stream's admin record, which reports the channels and lag.
+    channels: Arc<[Arc<Channel>]>,
     position: u64,
+    /// The committed head when the subscription started: a resumed subscription's
+    /// events up to it are replay.
+    head_at_start: u64,
     lag: LagBounds,
     scratch: Vec<Frame>,
 }
@@ -87,7 +91,7 @@ impl Subscription {
     /// read after joining, so no event after it can be missed.
     pub(super) fn start(
         hub: Arc<Hub>,
-        channels: Vec<Arc<Channel>>,
+        channels: Arc<[Arc<Channel>]>,
         resume: ResumeFrom,
     ) -> (Subscription, Start) {
         let head = hub.committed();
@@ -112,6 +116,7 @@ impl Subscription {
             hub,
             channels,
             position,
+            head_at_start: head,
             lag: LagBounds::UNBOUNDED,
             scratch: Vec::new(),
         };
@@ -126,6 +131,11 @@ impl Subscription {
         }
     }
 
+    /// The committed head when the subscription started.
+    pub fn head_at_start(&self) -> u64 {
+        self.head_at_start
+    }
+
     /// Sets how far this subscriber may fall behind.
     pub fn set_lag_bounds(&mut self, lag: LagBounds) {
         self.lag = lag;
@@ -138,23 +148,27 @@ impl Subscription {
     }
 
     /// The joined channels.
-    pub fn channels(&self) -> &[Arc<Channel>] {
+    pub fn channels(&self) -> &Arc<[Arc<Channel>]> {
         &self.channels
     }
 
     /// Takes the frames after the position up to the committed head, at most about
     /// `max_bytes` (always at least one frame), and advances the position past them.
     ///
-    /// `on_frame` is called with the acceptance time of each frame taken (for the
-    /// delivery-lag histogram), in order.
-    pub fn collect(&mut self, max_bytes: usize, mut on_frame: impl FnMut(Instant)) -> Collected {
+    /// `on_frame` is called with the sequence number and acceptance time of each frame
+    /// taken (for the delivery-lag and replay metrics), in order.
+    pub fn collect(
+        &mut self,
+        max_bytes: usize,
+        mut on_frame: impl FnMut(u64, Instant),
+    ) -> Collected {
         let head = self.hub.committed();
         if head <= self.position {
             return Collected::Nothing;
         }
         self.scratch.clear();
         let mut complete_through = head;
-        for ch in &self.channels {
+        for ch in self.channels.iter() {
             let ring = ch.ring.lock();
             if ring.has_gap_after(self.position) {
                 drop(ring);
@@ -180,7 +194,7 @@ impl Subscription {
             self.scratch.retain(|f| f.seq <= complete_through);
         }
         for f in &self.scratch {
-            on_frame(f.accepted_at);
+            on_frame(f.seq, f.accepted_at);
         }
         let bytes = match self.scratch.as_slice() {
             [] => return Collected::Nothing,
@@ -208,7 +222,7 @@ impl Subscription {
     /// collect could not take everything, so a subscriber that keeps up never pays it.
     fn is_over_lag_bounds(&self, after: u64) -> bool {
         let (mut events, mut bytes) = (0usize, 0u64);
-        for ch in &self.channels {
+        for ch in self.channels.iter() {
             let (e, b) = ch.ring.lock().pending_after(after);
             events += e;
             bytes += b;
@@ -263,10 +277,13 @@ mod tests {
         publish(&hub, 3, &["a", "b"]);
         publish(&hub, 4, &["c"]);
         assert_eq!(
-            text(sub.collect(1 << 20, |_| {})),
+            text(sub.collect(1 << 20, |_, _| {})),
             "id: 1\n\nid: 2\n\nid: 3\n\n"
         );
-        assert!(matches!(sub.collect(1 << 20, |_| {}), Collected::Nothing));
+        assert!(matches!(
+            sub.collect(1 << 20, |_, _| {}),
+            Collected::Nothing
+        ));
         assert_eq!(sub.position().seq, 4);
     }
 
@@ -280,7 +297,7 @@ mod tests {
         let (mut sub, start) = hub.subscribe(&["a".into()], id(2)).unwrap();
         assert_eq!(start, Start::Resumed);
         assert_eq!(
-            text(sub.collect(1 << 20, |_| {})),
+            text(sub.collect(1 << 20, |_, _| {})),
             "id: 3\n\nid: 4\n\nid: 5\n\n"
         );
         let (_, start) = hub.subscribe(&["a".into()], id(1)).unwrap();
@@ -299,12 +316,12 @@ mod tests {
         for s in 1..=5 {
             publish(&hub, s, &["a"]);
         }
-        assert!(matches!(sub.collect(1 << 20, |_| {}), Collected::Lagged));
+        assert!(matches!(sub.collect(1 << 20, |_, _| {}), Collected::Lagged));
         assert_eq!(sub.position().seq, 0, "the caller decides what to do");
         sub.skip_to_head();
         assert_eq!(sub.position().seq, 5);
         publish(&hub, 6, &["a"]);
-        assert_eq!(text(sub.collect(1 << 20, |_| {})), "id: 6\n\n");
+        assert_eq!(text(sub.collect(1 << 20, |_, _| {})), "id: 6\n\n");
     }
 
     #[test]
@@ -320,17 +337,17 @@ mod tests {
         }
         // One frame per batch: three wait behind it, within the bound.
         assert!(matches!(
-            sub.collect(1, |_| {}),
+            sub.collect(1, |_, _| {}),
             Collected::Frames { count: 1, .. }
         ));
         publish(&hub, 5, &["a"]);
         publish(&hub, 6, &["a"]);
         // Now four would wait behind the next one: over the bound.
-        assert!(matches!(sub.collect(1, |_| {}), Collected::Lagged));
+        assert!(matches!(sub.collect(1, |_, _| {}), Collected::Lagged));
         assert_eq!(sub.position().seq, 1);
         // A reader that takes everything is never lagged, however much was pending.
         assert!(matches!(
-            sub.collect(1 << 20, |_| {}),
+            sub.collect(1 << 20, |_, _| {}),
             Collected::Frames { count: 5, .. }
         ));
     }
@@ -346,7 +363,7 @@ mod tests {
         }
         let mut seen = String::new();
         for _ in 0..10 {
-            if let Collected::Frames { bytes, .. } = sub.collect(16, |_| {}) {
+            if let Collected::Frames { bytes, .. } = sub.collect(16, |_, _| {}) {
                 seen.push_str(std::str::from_utf8(&bytes).unwrap());
             }
         }

@@ -7,6 +7,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -21,7 +22,9 @@ use super::encode;
 use crate::config::LagPolicy;
 use crate::drain::Drain;
 use crate::hub::{Collected, ResyncReason, Subscription};
+use crate::log_budget::LogBudget;
 use crate::metrics::Metrics;
+use crate::registry::Registration;
 use crate::state::{CloseReason, StreamSlot};
 
 /// How one stream is written.
@@ -47,6 +50,12 @@ pub struct StreamContext {
     pub drain: Arc<Drain>,
     /// The stream's place on its connection (uncounted when the body is dropped).
     pub slot: StreamSlot,
+    /// The stream's admin record (removed when the body is dropped).
+    pub registration: Registration,
+    /// Events up to this sequence number are replay (a resume); 0 when none.
+    pub replay_through: u64,
+    /// Rate limit on the open/close log lines; `None` logs none.
+    pub log_budget: Option<Arc<LogBudget>>,
     /// `h1` or `h2`.
     pub proto: &'static str,
 }
@@ -69,14 +78,29 @@ struct OpenStream {
 impl Drop for OpenStream {
     fn drop(&mut self) {
         self.gauge.dec();
+        let context = &self.context;
+        let record = &context.registration.record;
         let reason = self
             .ended_by
-            .unwrap_or_else(|| self.context.slot.conn().close_reason());
-        self.context
-            .metrics
+            .unwrap_or_else(|| context.slot.conn().close_reason());
+        let metrics = &context.metrics;
+        metrics
             .connections_closed_total
             .with_label_values(&[reason.as_str()])
             .inc();
+        metrics.subscriptions_open.sub(record.channels.len() as i64);
+        if context.log_budget.as_ref().is_some_and(|b| b.allow()) {
+            tracing::info!(
+                stream = record.id,
+                peer = %record.peer,
+                proto = record.proto,
+                tls = record.tls,
+                reason = reason.as_str(),
+                duration_s = record.opened_at.elapsed().as_secs_f64(),
+                bytes = record.bytes_sent.load(Ordering::Relaxed),
+                "stream closed"
+            );
+        }
     }
 }
 
@@ -117,6 +141,21 @@ impl SseBody {
         settings: StreamSettings,
         context: StreamContext,
     ) -> SseBody {
+        let record = &context.registration.record;
+        if context.log_budget.as_ref().is_some_and(|b| b.allow()) {
+            tracing::info!(
+                stream = record.id,
+                peer = %record.peer,
+                proto = record.proto,
+                tls = record.tls,
+                channels = record.channels.len(),
+                "stream opened"
+            );
+        }
+        context
+            .metrics
+            .subscriptions_open
+            .add(record.channels.len() as i64);
         let tls = if context.slot.conn().tls {
             "true"
         } else {
@@ -165,7 +204,11 @@ impl SseBody {
     }
 
     fn arm(&mut self) {
-        for (w, ch) in self.wakeups.iter_mut().zip(self.subscription.channels()) {
+        for (w, ch) in self
+            .wakeups
+            .iter_mut()
+            .zip(self.subscription.channels().iter())
+        {
             if !w.armed {
                 w.notified.set(ch.notify_handle().notified_owned());
                 w.armed = true;
@@ -201,11 +244,18 @@ impl SseBody {
     }
 
     fn emit(&mut self, bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.open
-            .context
+        let context = &self.open.context;
+        context
             .metrics
             .bytes_written_total
             .inc_by(bytes.len() as u64);
+        let record = &context.registration.record;
+        record
+            .bytes_sent
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        record
+            .position
+            .store(self.subscription.position().seq, Ordering::Relaxed);
         self.last_write = Instant::now();
         Poll::Ready(Some(Ok(Frame::data(bytes))))
     }
@@ -254,17 +304,37 @@ impl Body for SseBody {
             return this.emit(first);
         }
         this.check_drain();
+        if this
+            .open
+            .context
+            .registration
+            .record
+            .kicked
+            .load(Ordering::Acquire)
+        {
+            return this.end(CloseReason::Kicked);
+        }
         loop {
             this.arm();
             let lag = &this.open.context.metrics.delivery_lag_seconds;
+            let replay_through = this.open.context.replay_through;
+            let mut replayed = 0u64;
             let now = std::time::Instant::now();
-            let observe = |accepted: std::time::Instant| {
-                lag.observe(now.saturating_duration_since(accepted).as_secs_f64())
+            let observe = |seq: u64, accepted: std::time::Instant| {
+                lag.observe(now.saturating_duration_since(accepted).as_secs_f64());
+                replayed += u64::from(seq <= replay_through);
             };
-            match this
+            let collected = this
                 .subscription
-                .collect(this.settings.max_batch_bytes, observe)
-            {
+                .collect(this.settings.max_batch_bytes, observe);
+            if replayed > 0 {
+                this.open
+                    .context
+                    .metrics
+                    .replayed_events_total
+                    .inc_by(replayed);
+            }
+            match collected {
                 Collected::Frames { bytes, count, .. } => {
                     this.disarm();
                     this.open

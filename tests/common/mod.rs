@@ -31,7 +31,7 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
-use ssegate::config::{ListenerConfig, PublishConfig, PublishKeyConfig, TlsConfig};
+use ssegate::config::{KeyConfig, ListenerConfig, PublishConfig, TlsConfig};
 use ssegate::{Config, Gateway};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -66,15 +66,17 @@ pub fn test_config() -> Config {
                 name: "plain".into(),
                 address: "127.0.0.1:0".parse().expect("address"),
                 tls: None,
+                routes: Default::default(),
             },
             ListenerConfig {
                 name: "tls".into(),
                 address: "127.0.0.1:0".parse().expect("address"),
                 tls: Some(TlsConfig::default()),
+                routes: Default::default(),
             },
         ],
         publish: PublishConfig {
-            keys: vec![PublishKeyConfig {
+            keys: vec![KeyConfig {
                 name: "test".into(),
                 value: Some(PUBLISH_KEY.into()),
                 env: None,
