@@ -341,6 +341,7 @@ fn bench_fanout_body(c: &mut Criterion) {
         lag_policy: LagPolicy::Disconnect,
         max_age: None,
         retry_ms: (2000, 5000),
+        expires_at: None,
     };
     let conn = ConnState::new("127.0.0.1:1".parse().expect("address"), false, Routes::All);
     let registry = StreamRegistry::new();

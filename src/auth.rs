@@ -25,17 +25,10 @@ impl KeyRole {
     }
 }
 
-/// Checks the request's bearer key against `keys`: 401 with a code naming what is
-/// wrong (missing or invalid), never which key came close.
-pub fn check_key(headers: &HeaderMap, keys: &[ResolvedKey], role: KeyRole) -> Result<(), ApiError> {
-    let (missing, invalid, what) = role.codes();
-    let Some(value) = headers.get(AUTHORIZATION) else {
-        return Err(ApiError::unauthorized(
-            missing,
-            format!("send the {what} as Authorization: Bearer <key>"),
-        ));
-    };
-    let token = value
+/// The bearer token of `Authorization: Bearer <token>`, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)?
         .to_str()
         .ok()
         .and_then(|v| {
@@ -43,19 +36,32 @@ pub fn check_key(headers: &HeaderMap, keys: &[ResolvedKey], role: KeyRole) -> Re
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim)
-        .unwrap_or("");
-    // Every key is compared, each in constant time, so timing tells nothing.
-    let matched = keys.iter().fold(false, |ok, key| {
-        ok | constant_time_eq(key.secret.as_bytes(), token.as_bytes())
-    });
-    if matched {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized(
-            invalid,
-            format!("the {what} is not valid"),
-        ))
+}
+
+/// Checks the request's bearer key against `keys` and returns the matching key's
+/// name: 401 with a code naming what is wrong (missing or invalid), never which key
+/// came close.
+pub fn check_key(
+    headers: &HeaderMap,
+    keys: &[ResolvedKey],
+    role: KeyRole,
+) -> Result<String, ApiError> {
+    let (missing, invalid, what) = role.codes();
+    if !headers.contains_key(AUTHORIZATION) {
+        return Err(ApiError::unauthorized(
+            missing,
+            format!("send the {what} as Authorization: Bearer <key>"),
+        ));
     }
+    let token = bearer(headers).unwrap_or("");
+    // Every key is compared, each in constant time, so timing tells nothing.
+    let mut matched = None;
+    for key in keys {
+        if constant_time_eq(key.secret.as_bytes(), token.as_bytes()) && matched.is_none() {
+            matched = Some(key.name.clone());
+        }
+    }
+    matched.ok_or_else(|| ApiError::unauthorized(invalid, format!("the {what} is not valid")))
 }
 
 /// Compares without an early exit, so timing does not reveal how much of a key matched.

@@ -17,11 +17,41 @@ pub fn is_valid(name: &str) -> bool {
     !name.is_empty() && name.len() <= MAX_LEN && name.bytes().all(is_name_char)
 }
 
-/// True when `pattern` is a valid pattern: channel characters and `*` wildcards.
+/// The placeholder for a token's subject in a channel pattern.
+pub const SUBJECT: &str = "{sub}";
+
+/// True when `pattern` is a valid pattern: channel characters, `*` wildcards and
+/// `{sub}` placeholders.
 pub fn is_valid_pattern(pattern: &str) -> bool {
     !pattern.is_empty()
         && pattern.len() <= MAX_LEN
-        && pattern.bytes().all(|c| c == b'*' || is_name_char(c))
+        && pattern
+            .replace(SUBJECT, "")
+            .bytes()
+            .all(|c| c == b'*' || is_name_char(c))
+}
+
+/// Glob match where `*` matches any run of characters and `{sub}` matches exactly
+/// `subject` (or, with `None`, any run of characters, like `*`).
+pub fn pattern_matches_with(pattern: &str, name: &str, subject: Option<&str>) -> bool {
+    if !pattern.contains(SUBJECT) {
+        return pattern_matches(pattern, name);
+    }
+    let mut parts = pattern.splitn(2, SUBJECT);
+    let head = parts.next().unwrap_or("");
+    let tail = parts.next().unwrap_or("");
+    match subject {
+        // `{sub}` as a wildcard: the same as `*` in its place.
+        None => pattern_matches_with(&format!("{head}*{tail}"), name, None),
+        // `{sub}` as the literal subject: try every split of `name` where the subject
+        // could stand after a match of `head`.
+        Some(sub) => (0..=name.len()).any(|i| {
+            name.is_char_boundary(i)
+                && name[i..].starts_with(sub)
+                && pattern_matches(head, &name[..i])
+                && pattern_matches_with(tail, &name[i + sub.len()..], Some(sub))
+        }),
+    }
 }
 
 /// Glob match where `*` matches any run of characters (including none).
@@ -61,6 +91,26 @@ mod tests {
         assert!(!is_valid("ünï"));
         assert!(is_valid(&"a".repeat(MAX_LEN)));
         assert!(!is_valid(&"a".repeat(MAX_LEN + 1)));
+    }
+
+    #[test]
+    fn subject_patterns() {
+        assert!(is_valid_pattern("user:{sub}"));
+        assert!(is_valid_pattern("ws:*:user:{sub}"));
+        assert!(!is_valid_pattern("user:{subject}"));
+        assert!(pattern_matches_with("user:{sub}", "user:42", Some("42")));
+        assert!(!pattern_matches_with("user:{sub}", "user:7", Some("42")));
+        assert!(!pattern_matches_with("user:{sub}", "user:420", Some("42")));
+        assert!(pattern_matches_with("user:{sub}", "user:anything", None));
+        assert!(pattern_matches_with(
+            "ws:*:u:{sub}",
+            "ws:9:u:42",
+            Some("42")
+        ));
+        // A subject is literal text: `*` in it is no wildcard.
+        assert!(!pattern_matches_with("user:{sub}", "user:42", Some("*")));
+        assert!(pattern_matches_with("{sub}/{sub}", "a/a", Some("a")));
+        assert!(!pattern_matches_with("{sub}/{sub}", "a/b", Some("a")));
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub struct Config {
     pub sse: SseConfig,
     /// How much history each channel keeps for `Last-Event-ID` replay.
     pub history: HistoryConfig,
+    /// Rules by channel pattern: who may subscribe, whether publishers may target the
+    /// channel, history overrides. The first matching rule applies; channels no rule
+    /// matches take `auth.default_subscribe` and the global history.
+    pub channels: Vec<ChannelRule>,
     /// Bounds on what one client or one request may cost.
     pub limits: LimitsConfig,
     /// What happens to subscribers that read slower than events arrive, or not at all.
@@ -35,6 +39,12 @@ pub struct Config {
     pub drain: DrainConfig,
     /// The admin API (`/admin/…`).
     pub admin: AdminConfig,
+    /// Subscriber and publisher tokens (JWT).
+    pub auth: AuthConfig,
+    /// Cross-origin requests from browsers on other origins.
+    pub cors: CorsConfig,
+    /// Token-bucket rate limits on publishes and new connections.
+    pub rate_limits: RateLimitsConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -59,11 +69,18 @@ impl Default for Config {
             publish: PublishConfig::default(),
             sse: SseConfig::default(),
             history: HistoryConfig::default(),
+            channels: vec![ChannelRule {
+                subscribe: Access::Token,
+                ..ChannelRule::new("user:{sub}")
+            }],
             limits: LimitsConfig::default(),
             slow_clients: SlowClientsConfig::default(),
             keepalive: KeepaliveConfig::default(),
             drain: DrainConfig::default(),
             admin: AdminConfig::default(),
+            auth: AuthConfig::default(),
+            cors: CorsConfig::default(),
+            rate_limits: RateLimitsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -256,8 +273,6 @@ pub struct HistoryConfig {
     pub max_age: Duration,
     /// Bytes of encoded events kept per channel.
     pub max_bytes: usize,
-    /// Overrides by channel-name pattern; the first matching rule wins.
-    pub rules: Vec<HistoryRule>,
 }
 
 impl Default for HistoryConfig {
@@ -266,26 +281,107 @@ impl Default for HistoryConfig {
             max_events: 1000,
             max_age: Duration::from_secs(600),
             max_bytes: 1024 * 1024,
-            rules: Vec::new(),
         }
     }
 }
 
-/// A history override for channels whose name matches `pattern`.
+/// Who may subscribe to a channel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Anyone who can reach the gateway.
+    #[default]
+    Public,
+    /// Only a client with a valid token that grants the channel.
+    Token,
+}
+
+/// A rule for the channels whose name matches `pattern`; the first matching rule of
+/// `channels` applies, for access and history alike.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HistoryRule {
-    /// A channel-name pattern: `*` matches any run of characters, e.g. `chat:*`.
+pub struct ChannelRule {
+    /// A channel-name pattern: channel characters, `*` (any run of characters) and
+    /// `{sub}`, which for a subscriber stands for its token's subject: `user:{sub}`
+    /// lets the holder of a token with subject `42` read `user:42`.
     pub pattern: String,
-    /// Events kept per matching channel; absent keeps the global value.
+    /// `public`, or `token`: subscribing needs a token whose subject binds `{sub}` in
+    /// the pattern, or whose `ssegate.subscribe` grants name the channel.
+    #[serde(default)]
+    pub subscribe: Access,
+    /// Whether publishers may target matching channels at all.
+    #[serde(default = "yes")]
+    pub publish: bool,
+    /// Events kept per matching channel; absent keeps `history.max_events`.
     #[serde(default)]
     pub max_events: Option<usize>,
-    /// Age limit for matching channels; absent keeps the global value.
+    /// Age limit for matching channels; absent keeps `history.max_age`.
     #[serde(default, with = "optional_duration_text")]
     pub max_age: Option<Duration>,
-    /// Byte limit for matching channels; absent keeps the global value.
+    /// Byte limit for matching channels; absent keeps `history.max_bytes`.
     #[serde(default)]
     pub max_bytes: Option<usize>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ChannelRule {
+    /// A rule for `pattern` with every other field at its default.
+    pub fn new(pattern: &str) -> ChannelRule {
+        ChannelRule {
+            pattern: pattern.to_string(),
+            subscribe: Access::Public,
+            publish: true,
+            max_events: None,
+            max_age: None,
+            max_bytes: None,
+        }
+    }
+}
+
+/// The first rule of `rules` whose pattern matches `channel` (`{sub}` as a wildcard).
+pub fn rule_for<'a>(rules: &'a [ChannelRule], channel: &str) -> Option<&'a ChannelRule> {
+    rules
+        .iter()
+        .find(|r| channel_name::pattern_matches_with(&r.pattern, channel, None))
+}
+
+/// History bounds for every channel: the global values under the channel rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPolicy {
+    /// The global values.
+    pub defaults: HistoryConfig,
+    /// The channel rules (only their history fields matter here).
+    pub rules: Vec<ChannelRule>,
+}
+
+impl HistoryPolicy {
+    /// The bounds for a channel: its rule's values over the global ones.
+    pub fn bounds_for(&self, channel: &str) -> HistoryBounds {
+        let rule = rule_for(&self.rules, channel);
+        HistoryBounds {
+            max_events: rule
+                .and_then(|r| r.max_events)
+                .unwrap_or(self.defaults.max_events),
+            max_age: rule
+                .and_then(|r| r.max_age)
+                .unwrap_or(self.defaults.max_age),
+            max_bytes: rule
+                .and_then(|r| r.max_bytes)
+                .unwrap_or(self.defaults.max_bytes),
+        }
+    }
+}
+
+impl From<HistoryConfig> for HistoryPolicy {
+    fn from(defaults: HistoryConfig) -> HistoryPolicy {
+        HistoryPolicy {
+            defaults,
+            rules: Vec::new(),
+        }
+    }
 }
 
 /// The effective history bounds of one channel.
@@ -297,21 +393,6 @@ pub struct HistoryBounds {
     pub max_age: Duration,
     /// Byte limit.
     pub max_bytes: usize,
-}
-
-impl HistoryConfig {
-    /// The bounds for a channel: the first matching rule over the global values.
-    pub fn bounds_for(&self, channel: &str) -> HistoryBounds {
-        let rule = self
-            .rules
-            .iter()
-            .find(|r| channel_name::pattern_matches(&r.pattern, channel));
-        HistoryBounds {
-            max_events: rule.and_then(|r| r.max_events).unwrap_or(self.max_events),
-            max_age: rule.and_then(|r| r.max_age).unwrap_or(self.max_age),
-            max_bytes: rule.and_then(|r| r.max_bytes).unwrap_or(self.max_bytes),
-        }
-    }
 }
 
 /// Bounds on what one client or request may cost.
@@ -495,6 +576,178 @@ impl Default for AdminConfig {
 /// `SSEGATE_ADMIN_KEY` is unset.
 pub const DEV_ADMIN_KEY: &str = "dev-admin-key";
 
+/// Tokens: JWTs that let subscribers read private channels and publishers publish.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Access for channels no rule in `channels` matches.
+    pub default_subscribe: Access,
+    /// The keys tokens are verified with; several (told apart by `kid`) for rotation.
+    /// Empty: no token is accepted.
+    pub jwt_keys: Vec<JwtKeyConfig>,
+    /// When set, a token's `aud` must contain it.
+    pub audience: Option<String>,
+    /// When set, a token's `iss` must equal it.
+    pub issuer: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`.
+    #[serde(with = "duration_text")]
+    pub leeway: Duration,
+    /// The query parameter a subscriber may pass its token in (browsers' EventSource
+    /// cannot set headers).
+    pub token_query_parameter: String,
+    /// A cookie a subscriber may carry its token in; null: none.
+    pub cookie: Option<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            default_subscribe: Access::Public,
+            jwt_keys: vec![JwtKeyConfig {
+                name: "default".into(),
+                kid: None,
+                algorithm: JwtAlgorithm::HS256,
+                value: None,
+                env: Some("SSEGATE_JWT_SECRET".into()),
+                default: Some(DEV_JWT_SECRET.into()),
+                public_key: None,
+            }],
+            audience: None,
+            issuer: None,
+            leeway: Duration::from_secs(30),
+            token_query_parameter: "token".into(),
+            cookie: None,
+        }
+    }
+}
+
+/// The development JWT secret of the shipped `gateway.yaml`, used while
+/// `SSEGATE_JWT_SECRET` is unset.
+pub const DEV_JWT_SECRET: &str = "dev-jwt-secret-change-me";
+
+/// A JWT signature algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JwtAlgorithm {
+    /// HMAC with SHA-256 and a shared secret.
+    HS256,
+    /// HMAC with SHA-384.
+    HS384,
+    /// HMAC with SHA-512.
+    HS512,
+    /// RSA PKCS#1 v1.5 with SHA-256.
+    RS256,
+    /// RSA PKCS#1 v1.5 with SHA-384.
+    RS384,
+    /// RSA PKCS#1 v1.5 with SHA-512.
+    RS512,
+    /// RSA-PSS with SHA-256.
+    PS256,
+    /// ECDSA P-256 with SHA-256.
+    ES256,
+    /// ECDSA P-384 with SHA-384.
+    ES384,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl JwtAlgorithm {
+    /// True for the HMAC algorithms (a shared secret, not a public key).
+    pub fn is_hmac(self) -> bool {
+        matches!(
+            self,
+            JwtAlgorithm::HS256 | JwtAlgorithm::HS384 | JwtAlgorithm::HS512
+        )
+    }
+}
+
+/// One token verification key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtKeyConfig {
+    /// A name for logs.
+    pub name: String,
+    /// The `kid` tokens signed with this key carry; null: tokens without a `kid` (or
+    /// with any, when no other key claims it) are tried against it.
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// The one algorithm this key verifies; a token naming another is refused (no
+    /// algorithm confusion, no `none`).
+    pub algorithm: JwtAlgorithm,
+    /// HMAC: the shared secret written in the file. Prefer `env`.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// HMAC: the environment variable holding the shared secret.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// HMAC: the secret used while `env` is unset (development).
+    #[serde(default)]
+    pub default: Option<String>,
+    /// RS*/PS*/ES*/EdDSA: a PEM file with the public key.
+    #[serde(default)]
+    pub public_key: Option<PathBuf>,
+}
+
+impl JwtKeyConfig {
+    /// The HMAC secret, as a key config (value, env, default).
+    pub fn secret(&self) -> KeyConfig {
+        KeyConfig {
+            name: self.name.clone(),
+            value: self.value.clone(),
+            env: self.env.clone(),
+            default: self.default.clone(),
+        }
+    }
+}
+
+/// Cross-origin requests (CORS).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Origins allowed to call the gateway from a browser (`https://app.example`), or
+    /// `*` for any. Empty: no cross-origin request is allowed (same-origin only).
+    pub allowed_origins: Vec<String>,
+    /// Allow credentials (cookies) on cross-origin requests; needs explicit origins.
+    pub allow_credentials: bool,
+    /// How long a browser may cache a preflight answer.
+    #[serde(with = "duration_text")]
+    pub max_age: Duration,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        CorsConfig {
+            allowed_origins: Vec::new(),
+            allow_credentials: false,
+            max_age: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Token-bucket rate limits; 429 with `Retry-After` past them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    /// Publish requests per second per publisher (key name or token subject); null: off.
+    pub publishes_per_second: Option<f64>,
+    /// Publish requests a publisher may send in a burst above the rate.
+    pub publish_burst: u32,
+    /// New connections per second per client IP; null: off.
+    pub connections_per_second: Option<f64>,
+    /// New connections one IP may open in a burst above the rate.
+    pub connection_burst: u32,
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        RateLimitsConfig {
+            publishes_per_second: None,
+            publish_burst: 100,
+            connections_per_second: None,
+            connection_burst: 50,
+        }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -549,6 +802,14 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
+    /// The history bounds of every channel.
+    pub fn history_policy(&self) -> HistoryPolicy {
+        HistoryPolicy {
+            defaults: self.history.clone(),
+            rules: self.channels.clone(),
+        }
+    }
+
     /// Parses YAML text and validates it.
     pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
         let config: Config =
@@ -622,6 +883,44 @@ impl Config {
                 )));
             }
         }
+        for k in &self.auth.jwt_keys {
+            if k.algorithm.is_hmac() {
+                if k.public_key.is_some() || (k.value.is_none() && k.env.is_none()) {
+                    return Err(ConfigError::new(format!(
+                        "auth.jwt_keys.{}: an HMAC key takes `value` or `env`, not `public_key`",
+                        k.name
+                    )));
+                }
+                if k.secret().resolve()?.secret.len() < 16 {
+                    return Err(ConfigError::new(format!(
+                        "auth.jwt_keys.{}: an HMAC secret must be at least 16 characters",
+                        k.name
+                    )));
+                }
+            } else if k.public_key.is_none() || k.value.is_some() || k.env.is_some() {
+                return Err(ConfigError::new(format!(
+                    "auth.jwt_keys.{}: {:?} takes `public_key` (a PEM file), not a secret",
+                    k.name, k.algorithm
+                )));
+            }
+        }
+        let cors = &self.cors;
+        if cors.allow_credentials && cors.allowed_origins.iter().any(|o| o == "*") {
+            return Err(ConfigError::new(
+                "cors: allow_credentials needs explicit origins, not `*`",
+            ));
+        }
+        let r = &self.rate_limits;
+        for (name, rate) in [
+            ("publishes_per_second", r.publishes_per_second),
+            ("connections_per_second", r.connections_per_second),
+        ] {
+            if rate.is_some_and(|v| !(v > 0.0 && v.is_finite())) {
+                return Err(ConfigError::new(format!(
+                    "rate_limits.{name}: more than 0 (or null)"
+                )));
+            }
+        }
         let sse = &self.sse;
         if sse.heartbeat < Duration::from_secs(1) {
             return Err(ConfigError::new("sse.heartbeat: at least 1s"));
@@ -635,12 +934,12 @@ impl Config {
             return Err(ConfigError::new("sse.max_batch_bytes: at least 1024"));
         }
         let h = &self.history;
+        let rule_bounds = self
+            .channels
+            .iter()
+            .map(|r| ("channels", r.max_events, r.max_bytes));
         for (what, events, bytes) in
-            std::iter::once(("history", Some(h.max_events), Some(h.max_bytes))).chain(
-                h.rules
-                    .iter()
-                    .map(|r| ("history.rules", r.max_events, r.max_bytes)),
-            )
+            std::iter::once(("history", Some(h.max_events), Some(h.max_bytes))).chain(rule_bounds)
         {
             if events == Some(0) || bytes == Some(0) {
                 return Err(ConfigError::new(format!(
@@ -648,10 +947,10 @@ impl Config {
                 )));
             }
         }
-        for r in &h.rules {
+        for r in &self.channels {
             if !channel_name::is_valid_pattern(&r.pattern) {
                 return Err(ConfigError::new(format!(
-                    "history.rules: '{}' is not a channel pattern (channel characters and `*`)",
+                    "channels: '{}' is not a channel pattern (channel characters, `*`, `{{sub}}`)",
                     r.pattern
                 )));
             }
@@ -842,16 +1141,15 @@ mod tests {
     }
 
     #[test]
-    fn history_rules_first_match_wins() {
-        let mut h = HistoryConfig::default();
-        h.rules.push(HistoryRule {
-            pattern: "chat:*".into(),
-            max_events: Some(10),
-            max_age: None,
-            max_bytes: None,
-        });
-        assert_eq!(h.bounds_for("chat:1").max_events, 10);
-        assert_eq!(h.bounds_for("chat:1").max_age, h.max_age);
-        assert_eq!(h.bounds_for("news").max_events, 1000);
+    fn channel_rules_first_match_wins() {
+        let mut chat = ChannelRule::new("chat:*");
+        chat.max_events = Some(10);
+        let policy = HistoryPolicy {
+            defaults: HistoryConfig::default(),
+            rules: vec![chat, ChannelRule::new("*")],
+        };
+        assert_eq!(policy.bounds_for("chat:1").max_events, 10);
+        assert_eq!(policy.bounds_for("chat:1").max_age, policy.defaults.max_age);
+        assert_eq!(policy.bounds_for("news").max_events, 1000);
     }
 }

@@ -15,6 +15,8 @@ pub enum Refusal {
     Total,
     /// The client's IP is at its cap (answered 429).
     PerIp,
+    /// The client's IP opens connections faster than `rate_limits` allow (429).
+    Rate,
 }
 
 impl Refusal {
@@ -23,6 +25,7 @@ impl Refusal {
         match self {
             Refusal::Total => "max_connections",
             Refusal::PerIp => "max_connections_per_ip",
+            Refusal::Rate => "rate_limited",
         }
     }
 }

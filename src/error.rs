@@ -42,6 +42,9 @@ pub struct ApiError {
     pub allow: Option<&'static str>,
     /// The `Retry-After` header, in seconds.
     pub retry_after: Option<u32>,
+    /// For an authentication or authorization failure, its kind (the label of
+    /// `ssegate_auth_failures_total`; more precise than what the client is told).
+    pub auth_failure: Option<&'static str>,
 }
 
 impl ApiError {
@@ -59,6 +62,7 @@ impl ApiError {
             is_limit: false,
             allow: None,
             retry_after: None,
+            auth_failure: None,
         }
     }
 
@@ -67,9 +71,20 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message, Fault::Client)
     }
 
-    /// 401: credentials missing or wrong.
+    /// 401: credentials missing or wrong (counted as an auth failure of kind `code`).
     pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, code, message, Fault::Client)
+        ApiError {
+            auth_failure: Some(code),
+            ..ApiError::new(StatusCode::UNAUTHORIZED, code, message, Fault::Client)
+        }
+    }
+
+    /// 403: valid credentials that do not allow this.
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            auth_failure: Some(code),
+            ..ApiError::new(StatusCode::FORBIDDEN, code, message, Fault::Client)
+        }
     }
 
     /// A client request over a configured limit (400 or 413).

@@ -13,13 +13,17 @@ use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 
+use crate::access::{self, Denied};
 use crate::admin;
 use crate::auth::{self, KeyRole};
 use crate::broker::PublishError;
+use crate::config::Config;
 use crate::conn_limits::Refusal;
+use crate::cors;
 use crate::error::ApiError;
 use crate::event_id::EventId;
 use crate::hub::{LagBounds, ResumeFrom, Start};
+use crate::jwt::Claims;
 use crate::publish;
 use crate::sse::{encode, SseBody, StreamContext, StreamSettings};
 use crate::state::{ConnState, Shared};
@@ -35,9 +39,16 @@ pub async fn handle(
 ) -> Result<Response<ResponseBody>, Infallible> {
     conn.first_request_seen
         .store(true, std::sync::atomic::Ordering::Release);
+    let config = shared.config();
+    let origin = match cors::check(&config.cors, req.headers()) {
+        Ok(origin) => origin,
+        Err(e) => return Ok(error_response(&shared, e)),
+    };
     let path = req.uri().path();
     let (public, admin) = (conn.routes.public(), conn.routes.admin());
-    let result = if public && (path == "/events" || path.starts_with("/events/")) {
+    let result = if req.method() == Method::OPTIONS {
+        preflight(&shared, &req)
+    } else if public && (path == "/events" || path.starts_with("/events/")) {
         only(&req, Method::GET, "GET").and_then(|_| {
             subscribe(&shared, &conn, req.uri(), req.headers(), req.version())
                 .map(|r| r.map(Either::Right))
@@ -58,7 +69,122 @@ pub async fn handle(
             _ => Err(ApiError::not_found()),
         }
     };
-    Ok(result.unwrap_or_else(|e| error_response(&shared, e)))
+    let mut response = result.unwrap_or_else(|e| error_response(&shared, e));
+    if let Some(origin) = origin {
+        cors::decorate(&config.cors, &origin, response.headers_mut());
+    }
+    Ok(response)
+}
+
+/// `OPTIONS`: a CORS preflight from an allowed origin gets 204 and the CORS headers;
+/// without an `Origin` it is answered with the methods in `Allow`.
+fn preflight<B>(shared: &Shared, req: &Request<B>) -> Result<Response<ResponseBody>, ApiError> {
+    let config = shared.config();
+    let mut response = Response::new(Either::Left(Full::new(Bytes::new())));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    if req.headers().contains_key(header::ORIGIN) {
+        *response.headers_mut() = cors::answer_preflight(&config.cors, req.headers())?;
+    } else {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(cors::ALLOW_METHODS));
+    }
+    Ok(response)
+}
+
+/// The token a subscriber sent: `Authorization: Bearer`, the token query parameter,
+/// or the configured cookie, in that order.
+fn subscriber_token(config: &Config, uri: &http::Uri, headers: &http::HeaderMap) -> Option<String> {
+    if let Some(bearer) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+    {
+        return Some(bearer.trim().to_string());
+    }
+    let from_query = uri.query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| *k == *config.auth.token_query_parameter)
+            .map(|(_, v)| v.into_owned())
+    });
+    if from_query.is_some() {
+        return from_query;
+    }
+    let name = config.auth.cookie.as_deref()?;
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Verifies a token, counting a failure by its kind.
+fn verify_token(shared: &Shared, token: &str) -> Result<Claims, ApiError> {
+    shared.verifier().verify(token).map_err(|kind| ApiError {
+        auth_failure: Some(kind.as_str()),
+        ..ApiError::unauthorized("token_invalid", "the token is not valid")
+    })
+}
+
+fn denied(d: Denied) -> ApiError {
+    match d {
+        Denied::TokenNeeded(ch) => ApiError {
+            auth_failure: Some("token_missing"),
+            ..ApiError::unauthorized("token_missing", format!("channel {ch:?} needs a token"))
+        },
+        Denied::NotGranted(ch) => ApiError {
+            auth_failure: Some("channel_forbidden"),
+            ..ApiError::forbidden(
+                "channel_forbidden",
+                format!("the token does not grant {ch:?}"),
+            )
+        },
+        Denied::PublishClosed(ch) => ApiError {
+            auth_failure: Some("publish_forbidden"),
+            ..ApiError::forbidden(
+                "publish_forbidden",
+                format!("no publisher may target {ch:?}"),
+            )
+        },
+    }
+}
+
+/// Who is publishing: a static key (by name) or a token.
+enum Publisher {
+    Key(String),
+    Token(Claims),
+}
+
+impl Publisher {
+    /// The rate-limit key.
+    fn id(&self) -> String {
+        match self {
+            Publisher::Key(name) => format!("key:{name}"),
+            Publisher::Token(c) => format!("sub:{}", c.subject.as_deref().unwrap_or("")),
+        }
+    }
+}
+
+/// A static publish key, or else a token with publish grants.
+fn authorize_publisher(shared: &Shared, headers: &http::HeaderMap) -> Result<Publisher, ApiError> {
+    let keys = shared.publish_keys();
+    match auth::check_key(headers, &keys, KeyRole::Publish) {
+        Ok(name) => Ok(Publisher::Key(name)),
+        Err(e) if e.code == "publish_key_invalid" && shared.verifier().is_enabled() => {
+            let token = auth::bearer(headers).unwrap_or("");
+            if token.split('.').count() != 3 {
+                return Err(e);
+            }
+            verify_token(shared, token).map(Publisher::Token)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Answers every request of a connection that was over a connection cap: 503 (total)
@@ -82,6 +208,14 @@ pub async fn refuse(
             ..ApiError::unavailable(
                 "max_connections_per_ip",
                 "too many connections from your address; retry later",
+                5,
+            )
+        },
+        Refusal::Rate => ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            ..ApiError::unavailable(
+                "rate_limited",
+                "your address opens connections too fast; retry later",
                 5,
             )
         },
@@ -146,6 +280,13 @@ pub fn subscribe(
         }
     }
     let channels = publish::validate_channels(names, limits.max_channels_per_connection)?;
+    let claims = match subscriber_token(&config, uri, headers) {
+        Some(token) => Some(verify_token(shared, &token)?),
+        None => None,
+    };
+    for channel in &channels {
+        access::may_subscribe(&config, claims.as_ref(), channel).map_err(denied)?;
+    }
     // The header (sent by the browser on reconnect) wins over the query parameter
     // (written into the URL at page load, and stale after the first event).
     let header_id = headers
@@ -190,6 +331,12 @@ pub fn subscribe(
     );
     let retry_ms = fastrand::u64(retry_range.0..=retry_range.1);
     let slow = &config.slow_clients;
+    subscription.set_subject(
+        claims
+            .as_ref()
+            .and_then(|c| c.subject.as_deref())
+            .map(Arc::from),
+    );
     subscription.set_lag_bounds(LagBounds {
         max_events: slow.max_lag_events,
         max_bytes: slow.max_lag_bytes as u64,
@@ -223,6 +370,7 @@ pub fn subscribe(
         lag_policy: slow.policy,
         max_age,
         retry_ms: retry_range,
+        expires_at: claims.as_ref().map(|c| expiry_instant(c.expires_at)),
     };
     let replay_through = match start {
         Start::Resumed => subscription.head_at_start(),
@@ -256,13 +404,30 @@ pub fn subscribe(
     Ok(response)
 }
 
+/// The monotonic instant of a Unix time (seconds), for a token's expiry.
+fn expiry_instant(unix_seconds: u64) -> tokio::time::Instant {
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    tokio::time::Instant::now()
+        + std::time::Duration::from_secs(unix_seconds.saturating_sub(now_unix))
+}
+
 async fn publish(
     shared: &Shared,
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let started = Instant::now();
     let config = shared.config();
-    auth::check_key(req.headers(), &shared.publish_keys(), KeyRole::Publish)?;
+    let publisher = authorize_publisher(shared, req.headers())?;
+    if let Some(rate) = config.rate_limits.publishes_per_second {
+        let burst = config.rate_limits.publish_burst;
+        shared
+            .publish_rate
+            .take(&publisher.id(), rate, burst, Instant::now())
+            .map_err(|wait| rate_limited(wait, "too many publishes; slow down"))?;
+    }
     // The body is parsed as JSON whatever its Content-Type: `curl -d` sends a form
     // type, and a wrong guess there should not cost a newcomer a 415.
     let max = config.limits.max_body_bytes;
@@ -293,6 +458,13 @@ async fn publish(
         })?
         .to_bytes();
     let request = publish::parse(&body, &config.limits)?;
+    let claims = match &publisher {
+        Publisher::Token(c) => Some(c),
+        Publisher::Key(_) => None,
+    };
+    for channel in request.events.iter().flat_map(|e| e.channels.iter()) {
+        access::may_publish(&config, claims, channel).map_err(denied)?;
+    }
     let published = shared
         .broker
         .publish(request.events)
@@ -321,6 +493,15 @@ async fn publish(
         .publish_duration_seconds
         .observe(started.elapsed().as_secs_f64());
     Ok(json(StatusCode::OK, answer.to_string()))
+}
+
+/// 429 with a `Retry-After` of the wait, rounded up to whole seconds.
+pub fn rate_limited(wait: std::time::Duration, message: &str) -> ApiError {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    ApiError {
+        retry_after: Some(secs.clamp(1, u64::from(u32::MAX)) as u32),
+        ..ApiError::over_limit(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+    }
 }
 
 fn cursor(shared: &Shared) -> Response<ResponseBody> {
@@ -383,8 +564,8 @@ pub fn error_response(shared: &Shared, e: ApiError) -> Response<ResponseBody> {
     if e.is_limit {
         m.refusals_total.with_label_values(&[e.code]).inc();
     }
-    if e.status == StatusCode::UNAUTHORIZED {
-        m.auth_failures_total.with_label_values(&[e.code]).inc();
+    if let Some(kind) = e.auth_failure {
+        m.auth_failures_total.with_label_values(&[kind]).inc();
     }
     let mut response = json(e.status, e.body());
     let headers = response.headers_mut();

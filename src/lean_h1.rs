@@ -150,11 +150,9 @@ pub async fn serve_events<S: AsyncRead + AsyncWrite + Unpin>(
         let _ = write_whole(io, routes::error_response(shared, refusal), false).await;
         return After::Close;
     }
-    let subscribed = routes::subscribe(shared, conn, &uri, &headers, Version::HTTP_11);
-    // The request is done with: an idle stream should not keep its head for hours.
-    drop((uri, headers));
-    let response = match subscribed {
-        Ok(r) => r,
+    let config = shared.config();
+    let origin = match crate::cors::check(&config.cors, &headers) {
+        Ok(origin) => origin,
         Err(e) => {
             return match write_whole(io, routes::error_response(shared, e), true).await {
                 Ok(()) => After::KeepAlive,
@@ -162,6 +160,29 @@ pub async fn serve_events<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     };
+    let subscribed =
+        routes::subscribe(shared, conn, &uri, &headers, Version::HTTP_11).map(|mut response| {
+            if let Some(origin) = &origin {
+                crate::cors::decorate(&config.cors, origin, response.headers_mut());
+            }
+            response
+        });
+    // The request is done with: an idle stream should not keep its head for hours.
+    drop((uri, headers));
+    let response = match subscribed {
+        Ok(r) => r,
+        Err(e) => {
+            let mut answer = routes::error_response(shared, e);
+            if let Some(origin) = &origin {
+                crate::cors::decorate(&config.cors, origin, answer.headers_mut());
+            }
+            return match write_whole(io, answer, true).await {
+                Ok(()) => After::KeepAlive,
+                Err(_) => After::Close,
+            };
+        }
+    };
+    drop(config);
     stream(io, response).await
 }
 

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod broker;
@@ -14,16 +15,19 @@ pub mod channel_name;
 pub mod config;
 pub mod conn_io;
 pub mod conn_limits;
+pub mod cors;
 pub mod drain;
 pub mod error;
 pub mod event_id;
 pub mod http;
 pub mod hub;
+pub mod jwt;
 pub mod lean_h1;
 pub mod listener;
 pub mod log_budget;
 pub mod metrics;
 pub mod publish;
+pub mod rate_limit;
 pub mod registry;
 pub mod server;
 pub mod sse;

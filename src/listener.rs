@@ -112,10 +112,22 @@ fn connection(
     let max_total = context
         .max_connections
         .load(std::sync::atomic::Ordering::Relaxed);
-    let (permit, refusal) =
+    let (permit, mut refusal) =
         context
             .limiter
             .admit(peer.ip(), max_total, config.limits.max_connections_per_ip);
+    if let (None, Some(rate)) = (refusal, config.rate_limits.connections_per_second) {
+        let burst = config.rate_limits.connection_burst;
+        let now = std::time::Instant::now();
+        if context
+            .shared
+            .connection_rate
+            .take(&peer.ip(), rate, burst, now)
+            .is_err()
+        {
+            refusal = Some(Refusal::Rate);
+        }
+    }
     if let Some(refusal) = refusal {
         metrics
             .refusals_total

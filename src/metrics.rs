@@ -33,12 +33,16 @@ pub const REFUSAL_REASONS: [&str; 14] = [
     "origin_refused",
 ];
 
-/// Every kind of authentication failure, created up front.
-pub const AUTH_FAILURE_KINDS: [&str; 4] = [
+/// Every kind of authentication failure, created up front (token verification
+/// failures are added from `jwt::TokenError::ALL`).
+pub const AUTH_FAILURE_KINDS: [&str; 7] = [
     "publish_key_missing",
     "publish_key_invalid",
     "admin_key_missing",
     "admin_key_invalid",
+    "token_missing",
+    "channel_forbidden",
+    "publish_forbidden",
 ];
 
 /// Where published events come from (the `source` label).
@@ -248,6 +252,9 @@ impl Metrics {
         }
         for kind in AUTH_FAILURE_KINDS {
             m.auth_failures_total.with_label_values(&[kind]);
+        }
+        for kind in crate::jwt::TokenError::ALL {
+            m.auth_failures_total.with_label_values(&[kind.as_str()]);
         }
         for source in EVENT_SOURCES {
             m.events_published_total.with_label_values(&[source]);

@@ -173,6 +173,7 @@ fn prepare(value: Value, limits: &LimitsConfig) -> Result<PreparedEvent, ApiErro
         channels,
         body,
         idempotency_key: item.idempotency_key,
+        exclude_subject: item.exclude_subject.map(Arc::from),
     })
 }
 

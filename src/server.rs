@@ -17,9 +17,10 @@ use crate::broker::{IdempotencyWindow, MemoryBroker};
 use crate::config::{Config, FD_RESERVE};
 use crate::conn_limits::ConnectionLimiter;
 use crate::hub::Hub;
+use crate::jwt::Verifier;
 use crate::listener::{AcceptContext, BoundListener, SharedAcceptor};
 use crate::metrics::Metrics;
-use crate::state::{ResolvedKeys, Shared};
+use crate::state::{Secrets, Shared};
 use crate::tls;
 
 /// How often expired history is dropped and idle channels forgotten.
@@ -74,14 +75,29 @@ pub struct Gateway {
     shutdown: watch::Sender<bool>,
 }
 
-/// The resolved publish and admin keys of a config.
-fn resolve_keys(config: &Config) -> Result<ResolvedKeys, StartError> {
+/// What the config's keys resolve to (reads environment variables and key files).
+fn resolve_secrets(config: &Config) -> Result<Secrets, StartError> {
     let resolve = |keys: &[crate::config::KeyConfig]| {
         keys.iter()
             .map(|k| k.resolve().map_err(|e| StartError(e.to_string())))
             .collect::<Result<Vec<_>, _>>()
     };
-    Ok((resolve(&config.publish.keys)?, resolve(&config.admin.keys)?))
+    let jwt_secrets: Vec<_> = config
+        .auth
+        .jwt_keys
+        .iter()
+        .filter(|k| k.algorithm.is_hmac())
+        .map(|k| k.secret())
+        .collect();
+    Ok(Secrets {
+        publish: resolve(&config.publish.keys)?,
+        admin: resolve(&config.admin.keys)?,
+        verifier: Verifier::from_config(&config.auth).map_err(StartError)?,
+        jwt_from_default: resolve(&jwt_secrets)?
+            .into_iter()
+            .filter(|k| k.from_default)
+            .collect(),
+    })
 }
 
 /// The open-files limit now: (soft, hard).
@@ -100,11 +116,11 @@ impl Gateway {
     /// Binds every listener and starts serving on the current tokio runtime.
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
         config.validate().map_err(|e| StartError(e.to_string()))?;
-        let keys = resolve_keys(&config)?;
+        let secrets = resolve_secrets(&config)?;
         let epoch = fastrand::u32(..);
         let hub = Arc::new(Hub::new(
             epoch,
-            config.history.clone(),
+            config.history_policy(),
             config.limits.max_channels,
         ));
         let broker = Arc::new(MemoryBroker::new(
@@ -149,7 +165,7 @@ impl Gateway {
             acceptors.push(acceptor);
             bound.push(listener);
         }
-        warn_about_dev_keys(&config, &keys);
+        warn_about_dev_keys(&config, &secrets);
         let max_connections = Arc::new(AtomicUsize::new(max_connections(&config)));
         tracing::info!(
             max_connections = max_connections.load(Ordering::Relaxed),
@@ -157,7 +173,7 @@ impl Gateway {
         );
         let shared = Arc::new(Shared::new(
             config,
-            keys,
+            secrets,
             hub.clone(),
             broker,
             Arc::new(Metrics::new()),
@@ -206,7 +222,7 @@ impl Gateway {
     /// history bounds are fixed at start; a change there is logged and ignored.
     pub fn reload(&self, config: Config) -> Result<(), StartError> {
         config.validate().map_err(|e| StartError(e.to_string()))?;
-        let keys = resolve_keys(&config)?;
+        let secrets = resolve_secrets(&config)?;
         let old = self.shared.config();
         if old.listeners.len() != config.listeners.len()
             || old
@@ -219,9 +235,9 @@ impl Gateway {
                 "reload: listener changes need a restart; keeping the current listeners"
             );
         }
-        if old.history != config.history {
+        if old.history != config.history || old.channels != config.channels {
             tracing::warn!(
-                "reload: history bounds apply to channels created from now on only after a restart"
+                "reload: channel access rules apply now; history bounds (history, channels[].max_*) need a restart"
             );
         }
         // Load every certificate before putting any in force: all or nothing.
@@ -236,8 +252,8 @@ impl Gateway {
         for (slot, acceptor) in loaded {
             *slot.write() = acceptor;
         }
-        warn_about_dev_keys(&config, &keys);
-        self.shared.reload(config, keys);
+        warn_about_dev_keys(&config, &secrets);
+        self.shared.reload(config, secrets);
         tracing::info!("configuration reloaded");
         Ok(())
     }
@@ -282,12 +298,16 @@ fn max_connections(config: &Config) -> usize {
     })
 }
 
-fn warn_about_dev_keys(config: &Config, keys: &ResolvedKeys) {
+fn warn_about_dev_keys(config: &Config, secrets: &Secrets) {
     let public = config
         .listeners
         .iter()
         .any(|l| !l.address.ip().is_loopback());
-    let roles = [("publish", &keys.0), ("admin", &keys.1)];
+    let roles = [
+        ("publish", &secrets.publish),
+        ("admin", &secrets.admin),
+        ("JWT", &secrets.jwt_from_default),
+    ];
     for (role, key) in roles
         .iter()
         .flat_map(|(role, ks)| ks.iter().map(move |k| (*role, k)))

@@ -1,7 +1,7 @@
 //! What every request handler shares (config, hub, broker, metrics, keys, drain), and
 //! what it knows about the connection a request came on.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -12,8 +12,10 @@ use crate::config::{Config, ResolvedKey, Routes};
 use crate::conn_limits::ConnectionLimiter;
 use crate::drain::Drain;
 use crate::hub::Hub;
+use crate::jwt::Verifier;
 use crate::log_budget::LogBudget;
 use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
 use crate::registry::StreamRegistry;
 
 /// The gateway's shared state, one per process.
@@ -24,6 +26,12 @@ pub struct Shared {
     publish_keys: RwLock<Arc<Vec<ResolvedKey>>>,
     /// The admin keys with their secrets resolved; replaced on SIGHUP.
     admin_keys: RwLock<Arc<Vec<ResolvedKey>>>,
+    /// The token verifier; replaced on SIGHUP.
+    verifier: RwLock<Arc<Verifier>>,
+    /// Publish rate limit, by publisher.
+    pub publish_rate: RateLimiter<String>,
+    /// New-connection rate limit, by client IP.
+    pub connection_rate: RateLimiter<IpAddr>,
     /// Channels, history, subscriptions.
     pub hub: Arc<Hub>,
     /// Assigns ids and accepts events.
@@ -40,14 +48,25 @@ pub struct Shared {
     pub log_budget: Arc<LogBudget>,
 }
 
-/// The secrets of a config's keys, resolved: (publish, admin).
-pub type ResolvedKeys = (Vec<ResolvedKey>, Vec<ResolvedKey>);
+/// What a config's keys resolve to: the publish and admin secrets and the token
+/// verifier. Built at start and on every reload.
+#[derive(Debug)]
+pub struct Secrets {
+    /// The publish keys.
+    pub publish: Vec<ResolvedKey>,
+    /// The admin keys.
+    pub admin: Vec<ResolvedKey>,
+    /// Verifies subscriber and publisher tokens.
+    pub verifier: Verifier,
+    /// The JWT HMAC secrets that came from their development default.
+    pub jwt_from_default: Vec<ResolvedKey>,
+}
 
 impl Shared {
     /// Shared state from its parts.
     pub fn new(
         config: Config,
-        keys: ResolvedKeys,
+        secrets: Secrets,
         hub: Arc<Hub>,
         broker: Arc<dyn Broker>,
         metrics: Arc<Metrics>,
@@ -56,8 +75,11 @@ impl Shared {
         let log_budget = Arc::new(LogBudget::new(config.log.max_connection_lines_per_second));
         Shared {
             config: RwLock::new(Arc::new(config)),
-            publish_keys: RwLock::new(Arc::new(keys.0)),
-            admin_keys: RwLock::new(Arc::new(keys.1)),
+            publish_keys: RwLock::new(Arc::new(secrets.publish)),
+            admin_keys: RwLock::new(Arc::new(secrets.admin)),
+            verifier: RwLock::new(Arc::new(secrets.verifier)),
+            publish_rate: RateLimiter::default(),
+            connection_rate: RateLimiter::default(),
             hub,
             broker,
             metrics,
@@ -85,10 +107,16 @@ impl Shared {
 
     /// Puts a reloaded configuration and its keys in force (SIGHUP). Listeners and the
     /// hub's history bounds are fixed at start; the caller warns when those differ.
-    pub fn reload(&self, config: Config, keys: ResolvedKeys) {
+    pub fn reload(&self, config: Config, secrets: Secrets) {
         *self.config.write() = Arc::new(config);
-        *self.publish_keys.write() = Arc::new(keys.0);
-        *self.admin_keys.write() = Arc::new(keys.1);
+        *self.publish_keys.write() = Arc::new(secrets.publish);
+        *self.admin_keys.write() = Arc::new(secrets.admin);
+        *self.verifier.write() = Arc::new(secrets.verifier);
+    }
+
+    /// The token verifier in force now.
+    pub fn verifier(&self) -> Arc<Verifier> {
+        self.verifier.read().clone()
     }
 }
 
@@ -110,11 +138,13 @@ pub enum CloseReason {
     Kicked = 5,
     /// It reached `keepalive.max_connection_age`.
     MaxAge = 6,
+    /// The subscriber's token expired.
+    TokenExpired = 7,
 }
 
 impl CloseReason {
     /// Every reason, for pre-registering metric labels.
-    pub const ALL: [CloseReason; 7] = [
+    pub const ALL: [CloseReason; 8] = [
         CloseReason::Client,
         CloseReason::Lagged,
         CloseReason::Stalled,
@@ -122,6 +152,7 @@ impl CloseReason {
         CloseReason::Limit,
         CloseReason::Kicked,
         CloseReason::MaxAge,
+        CloseReason::TokenExpired,
     ];
 
     /// The metric label.
@@ -134,6 +165,7 @@ impl CloseReason {
             CloseReason::Limit => "limit",
             CloseReason::Kicked => "kicked",
             CloseReason::MaxAge => "max_age",
+            CloseReason::TokenExpired => "token_expired",
         }
     }
 

@@ -147,11 +147,9 @@ async fn truncated_history_resyncs_and_the_boundary_replays() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncation_on_any_channel_of_a_subscription_resyncs() {
     let gw = start_with(|c| {
-        c.history.rules.push(ssegate::config::HistoryRule {
-            pattern: "small:*".into(),
+        c.channels.push(ssegate::config::ChannelRule {
             max_events: Some(2),
-            max_age: None,
-            max_bytes: None,
+            ..ssegate::config::ChannelRule::new("small:*")
         })
     })
     .await;

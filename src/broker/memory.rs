@@ -63,8 +63,14 @@ impl MemoryBroker {
             seq_state.last_seq = seq;
             let id = EventId { epoch, seq };
             let frame = frame_with_id(id, &event.body);
-            self.hub
-                .append(seq, &event.channels, &frame, now, &mut touched);
+            self.hub.append(
+                seq,
+                &event.channels,
+                &frame,
+                now,
+                event.exclude_subject.as_ref(),
+                &mut touched,
+            );
             if let Some(key) = event.idempotency_key {
                 seq_state.idempotency.insert(key, id, now);
             }

@@ -29,6 +29,9 @@ pub struct PreparedEvent {
     /// When set, a second publish with the same key inside the window returns the first
     /// one's id instead of publishing again.
     pub idempotency_key: Option<String>,
+    /// Subscribers whose token has this subject do not receive the event (the sender
+    /// does not get its own message back).
+    pub exclude_subject: Option<Arc<str>>,
 }
 
 /// What a publish accepted.

@@ -20,7 +20,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use parking_lot::RwLock;
 
-use crate::config::HistoryConfig;
+use crate::config::HistoryPolicy;
 use crate::event_id::EventId;
 
 pub use channel::Channel;
@@ -78,19 +78,19 @@ pub struct Hub {
     /// Highest `evicted_through` of any channel the sweeper dropped; a channel created
     /// later starts from it, so a resume from before it is never taken as continuous.
     dropped_through: AtomicU64,
-    history: HistoryConfig,
+    history: HistoryPolicy,
     max_channels: usize,
 }
 
 impl Hub {
     /// An empty hub for one epoch.
-    pub fn new(epoch: u32, history: HistoryConfig, max_channels: usize) -> Hub {
+    pub fn new(epoch: u32, history: impl Into<HistoryPolicy>, max_channels: usize) -> Hub {
         Hub {
             epoch,
             channels: RwLock::new(BTreeMap::new()),
             committed: AtomicU64::new(0),
             dropped_through: AtomicU64::new(0),
-            history,
+            history: history.into(),
             max_channels,
         }
     }
@@ -153,6 +153,7 @@ impl Hub {
         names: &[Arc<str>],
         bytes: &Bytes,
         accepted_at: Instant,
+        exclude: Option<&Arc<str>>,
         touched: &mut Vec<Arc<Channel>>,
     ) {
         for name in names {
@@ -160,6 +161,7 @@ impl Hub {
                 seq,
                 bytes: bytes.clone(),
                 accepted_at,
+                exclude: exclude.cloned(),
             };
             // The map lock is held across the ring push so the sweeper cannot drop the
             // channel between lookup and append.

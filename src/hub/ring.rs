@@ -3,6 +3,8 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::config::HistoryBounds;
@@ -19,6 +21,8 @@ pub struct Frame {
     pub bytes: Bytes,
     /// When the broker accepted the event.
     pub accepted_at: Instant,
+    /// Subscribers whose token has this subject skip the event (`exclude_subject`).
+    pub exclude: Option<Arc<str>>,
 }
 
 /// The newest frames of one channel, oldest first.
@@ -161,12 +165,25 @@ impl Ring {
     /// `max_bytes` is reached (at least one frame is taken when there is one). Returns
     /// the highest sequence number this channel is complete through: `through` when
     /// everything was taken, else the last taken frame's.
-    pub fn collect(&self, after: u64, through: u64, max_bytes: usize, out: &mut Vec<Frame>) -> u64 {
+    ///
+    /// Frames excluded for `subject` are passed over (the position still moves past
+    /// them).
+    pub fn collect(
+        &self,
+        after: u64,
+        through: u64,
+        max_bytes: usize,
+        subject: Option<&str>,
+        out: &mut Vec<Frame>,
+    ) -> u64 {
         let start = self.frames.partition_point(|f| f.seq <= after);
         let mut taken = 0usize;
         for f in self.frames.range(start..) {
             if f.seq > through {
                 break;
+            }
+            if subject.is_some() && f.exclude.as_deref() == subject {
+                continue;
             }
             if taken > 0 && taken + f.bytes.len() > max_bytes {
                 return out.last().map(|l| l.seq).unwrap_or(after);
@@ -196,6 +213,7 @@ mod tests {
             seq,
             bytes: Bytes::from(vec![b'x'; 10]),
             accepted_at: at,
+            exclude: None,
         }
     }
 
@@ -233,13 +251,13 @@ mod tests {
             r.push(frame(s, t0));
         }
         let mut out = Vec::new();
-        assert_eq!(r.collect(3, 7, 1000, &mut out), 7);
+        assert_eq!(r.collect(3, 7, 1000, None, &mut out), 7);
         assert_eq!(out.iter().map(|f| f.seq).collect::<Vec<_>>(), vec![4, 6]);
         out.clear();
-        assert_eq!(r.collect(0, 100, 15, &mut out), 2);
+        assert_eq!(r.collect(0, 100, 15, None, &mut out), 2);
         assert_eq!(out.len(), 1);
         out.clear();
-        assert_eq!(r.collect(8, 100, 15, &mut out), 100);
+        assert_eq!(r.collect(8, 100, 15, None, &mut out), 100);
         assert!(out.is_empty());
     }
 

@@ -83,6 +83,9 @@ pub struct Subscription {
     /// events up to it are replay.
     head_at_start: u64,
     lag: LagBounds,
+    /// The subscriber's token subject: events published with this `exclude_subject`
+    /// are passed over.
+    subject: Option<Arc<str>>,
     scratch: Vec<Frame>,
 }
 
@@ -118,6 +121,7 @@ impl Subscription {
             position,
             head_at_start: head,
             lag: LagBounds::UNBOUNDED,
+            subject: None,
             scratch: Vec::new(),
         };
         (sub, start)
@@ -134,6 +138,11 @@ impl Subscription {
     /// The committed head when the subscription started.
     pub fn head_at_start(&self) -> u64 {
         self.head_at_start
+    }
+
+    /// Sets the subscriber's token subject (for `exclude_subject`).
+    pub fn set_subject(&mut self, subject: Option<Arc<str>>) {
+        self.subject = subject;
     }
 
     /// Sets how far this subscriber may fall behind.
@@ -179,6 +188,7 @@ impl Subscription {
                 self.position,
                 complete_through,
                 max_bytes,
+                self.subject.as_deref(),
                 &mut self.scratch,
             );
             complete_through = complete_through.min(through);
@@ -254,7 +264,7 @@ mod tests {
         let names: Vec<Arc<str>> = channels.iter().map(|c| Arc::from(*c)).collect();
         let mut touched = Vec::new();
         let bytes = Bytes::from(format!("id: {seq}\n\n"));
-        hub.append(seq, &names, &bytes, Instant::now(), &mut touched);
+        hub.append(seq, &names, &bytes, Instant::now(), None, &mut touched);
         hub.commit(seq, &mut touched);
     }
 

@@ -40,6 +40,9 @@ pub struct StreamSettings {
     pub max_age: Option<Duration>,
     /// Range of the `retry:` sent when the gateway ends the stream, in milliseconds.
     pub retry_ms: (u64, u64),
+    /// When the subscriber's token expires: the stream ends then (with `retry:`), so a
+    /// revoked user does not listen forever.
+    pub expires_at: Option<Instant>,
 }
 
 /// What a stream needs from the rest of the gateway.
@@ -179,7 +182,15 @@ impl SseBody {
             })
             .collect();
         let now = Instant::now();
-        let end_at = settings.max_age.map(|age| now + age);
+        let aged = settings.max_age.map(|age| (now + age, CloseReason::MaxAge));
+        let expiry = settings
+            .expires_at
+            .map(|at| (at, CloseReason::TokenExpired));
+        let (end_at, end_reason) = match (aged, expiry) {
+            (Some(a), Some(e)) => Some(if e.0 <= a.0 { e } else { a }),
+            (a, e) => a.or(e),
+        }
+        .map_or((None, CloseReason::MaxAge), |(at, r)| (Some(at), r));
         let mut body = SseBody {
             last_id_sent: subscription.position().seq,
             subscription,
@@ -188,7 +199,7 @@ impl SseBody {
             timer: Box::pin(tokio::time::sleep_until(now + settings.heartbeat)),
             last_write: now,
             end_at,
-            end_reason: CloseReason::MaxAge,
+            end_reason,
             drain_seen: false,
             phase: Phase::Live,
             settings,
