@@ -549,7 +549,14 @@ async fn wrong_method_is_405_with_allow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_path_is_404() {
     let gw = gateway().await;
-    for path in ["/", "/nope", "/eventsx", "/publish/", "/cursor/x", "/adminx"] {
+    for path in [
+        "/",
+        "/nope",
+        "/eventsx",
+        "/publish/",
+        "/cursor/x",
+        "/adminx",
+    ] {
         let reply = gw.get(path).await;
         assert_error(&reply, StatusCode::NOT_FOUND, "not_found");
     }
