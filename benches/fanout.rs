@@ -25,6 +25,12 @@
 //!   is 10 events per iteration in both. The pending events are published outside the
 //!   timed section; a byte limit makes each collect take exactly 1 or 10 frames.
 //!
+//! - `metrics`: the metric updates of one delivery (frame and bytes counted, one
+//!   delivery-lag observation) through the gateway's per-thread sharded counters and,
+//!   for comparison, through shared prometheus atomics; each from one thread and from
+//!   one thread while another does the same, against the empty loop: the cost of
+//!   metrics on the hot path, and of their contention across cores.
+//!
 //! The hub uses the default history (1,000 events per channel), so each iteration's
 //! publish pushes the oldest frame out of the ring: the steady state of a busy channel.
 //! Subscribers always keep up, so none lags into a resync (every iteration checks that
@@ -465,12 +471,101 @@ fn bench_batch(c: &mut Criterion) {
     group.finish();
 }
 
+/// The metric updates one delivery makes (a frame and its bytes, one delivery-lag
+/// observation), alone: through the gateway's per-thread sharded `HotMetrics`, and —
+/// for comparison — through plain shared prometheus atomics, each from one thread and
+/// from one thread while a second thread does the same to the same metrics (both
+/// cores busy: the worst case for shared cache lines). `off` is the empty loop.
+fn bench_metrics(c: &mut Criterion) {
+    use prometheus::{Histogram, HistogramOpts, IntCounter};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    struct Shared {
+        frames: IntCounter,
+        bytes: IntCounter,
+        lag: Histogram,
+    }
+    let shared = Arc::new(Shared {
+        frames: IntCounter::new("f", "f").expect("metric"),
+        bytes: IntCounter::new("b", "b").expect("metric"),
+        lag: Histogram::with_opts(
+            HistogramOpts::new("l", "l").buckets(ssegate::hot_metrics::LAG_BUCKETS.to_vec()),
+        )
+        .expect("metric"),
+    });
+    let hot = Arc::new(ssegate::hot_metrics::HotMetrics::new());
+    let lag_of = |i: u64| 0.000_2 + (i & 15) as f64 * 1e-5;
+    let update_shared = {
+        let shared = shared.clone();
+        move |i: u64| {
+            shared.frames.inc_by(1);
+            shared.bytes.inc_by(60 + (i & 7));
+            shared.lag.observe(lag_of(i));
+        }
+    };
+    let update_hot = {
+        let hot = hot.clone();
+        move |i: u64| {
+            hot.written(1, 60 + (i & 7));
+            hot.lag(lag_of(i));
+        }
+    };
+    let mut group = c.benchmark_group("metrics");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(1));
+    group.bench_function("off", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i = std::hint::black_box(i.wrapping_add(1));
+        })
+    });
+    type Update = Arc<dyn Fn(u64) + Send + Sync>;
+    let variants: [(&str, Update); 2] = [
+        ("sharded", Arc::new(update_hot)),
+        ("shared_atomics", Arc::new(update_shared)),
+    ];
+    for (name, update) in variants {
+        group.bench_function(format!("{name}_1_thread"), |b| {
+            let mut i = 0u64;
+            b.iter(|| {
+                i = i.wrapping_add(1);
+                update(i);
+            })
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let rival = {
+            let (update, stop) = (update.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    i = i.wrapping_add(1);
+                    update(i);
+                }
+            })
+        };
+        group.bench_function(format!("{name}_2_threads"), |b| {
+            let mut i = 0u64;
+            b.iter(|| {
+                i = i.wrapping_add(1);
+                update(i);
+            })
+        });
+        stop.store(true, Ordering::Relaxed);
+        rival.join().expect("the rival thread ends");
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     bench_encode,
     bench_publish_parse,
     bench_fanout,
     bench_fanout_body,
-    bench_batch
+    bench_batch,
+    bench_metrics
 );
 criterion_main!(benches);

@@ -19,6 +19,7 @@ pub mod cors;
 pub mod drain;
 pub mod error;
 pub mod event_id;
+pub mod hot_metrics;
 pub mod http;
 pub mod hub;
 pub mod jwt;

@@ -12,6 +12,9 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
+use std::sync::Arc;
+
+use crate::hot_metrics::{HotCollector, HotMetrics};
 use crate::hub::ResyncReason;
 use crate::state::CloseReason;
 
@@ -65,17 +68,14 @@ pub struct Metrics {
     pub subscriptions_open: IntGauge,
     /// Events accepted by the broker, by `source`.
     pub events_published_total: IntCounterVec,
-    /// Events handed to SSE streams (one per event per stream).
-    pub frames_written_total: IntCounter,
-    /// Bytes handed to SSE streams, heartbeats and control lines included.
-    pub bytes_written_total: IntCounter,
+    /// Frames and bytes written and delivery lag: the fan-out path's metrics, sharded
+    /// per thread (`ssegate_frames_written_total`, `ssegate_bytes_written_total`,
+    /// `ssegate_delivery_lag_seconds`).
+    pub hot: Arc<HotMetrics>,
     /// Events written to resuming streams from history (part of `frames_written_total`).
     pub replayed_events_total: IntCounter,
     /// Time from a publish request's arrival to its answer.
     pub publish_duration_seconds: Histogram,
-    /// Time from an event's acceptance by the broker to its hand-over to a stream, per
-    /// event per stream.
-    pub delivery_lag_seconds: Histogram,
     /// Resync events sent, by `reason`.
     pub resyncs_total: IntCounterVec,
     /// Requests refused by a limit, by `reason`.
@@ -143,14 +143,7 @@ impl Metrics {
                 "Events accepted by the broker, by source",
                 &["source"],
             ),
-            frames_written_total: counter(
-                "ssegate_frames_written_total",
-                "Events handed to SSE streams (one per event per stream)",
-            ),
-            bytes_written_total: counter(
-                "ssegate_bytes_written_total",
-                "Bytes handed to SSE streams",
-            ),
+            hot: Arc::new(HotMetrics::new()),
             replayed_events_total: counter(
                 "ssegate_replayed_events_total",
                 "Events written from history to resuming streams",
@@ -159,16 +152,8 @@ impl Metrics {
                 "ssegate_publish_duration_seconds",
                 "Time from a publish request's arrival to its answer",
                 vec![
-                    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
-                    0.05, 0.1, 0.25, 0.5, 1.0,
-                ],
-            ),
-            delivery_lag_seconds: histogram(
-                "ssegate_delivery_lag_seconds",
-                "Time from an event's acceptance to its hand-over to a stream, per event per stream",
-                vec![
-                    0.000_1, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                    1.0, 2.5, 5.0, 10.0,
+                    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
+                    0.1, 0.25, 0.5, 1.0,
                 ],
             ),
             resyncs_total: counter_vec(
@@ -213,11 +198,9 @@ impl Metrics {
             Box::new(m.tcp_connections_open.clone()),
             Box::new(m.subscriptions_open.clone()),
             Box::new(m.events_published_total.clone()),
-            Box::new(m.frames_written_total.clone()),
-            Box::new(m.bytes_written_total.clone()),
+            Box::new(HotCollector(m.hot.clone())),
             Box::new(m.replayed_events_total.clone()),
             Box::new(m.publish_duration_seconds.clone()),
-            Box::new(m.delivery_lag_seconds.clone()),
             Box::new(m.resyncs_total.clone()),
             Box::new(m.refusals_total.clone()),
             Box::new(m.auth_failures_total.clone()),

@@ -254,12 +254,14 @@ impl SseBody {
         self.timer.as_mut().reset(at);
     }
 
-    fn emit(&mut self, bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    /// Hands `bytes` (holding `frames` events) to the connection, and counts them.
+    fn emit_frames(
+        &mut self,
+        bytes: Bytes,
+        frames: u64,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let context = &self.open.context;
-        context
-            .metrics
-            .bytes_written_total
-            .inc_by(bytes.len() as u64);
+        context.metrics.hot.written(frames, bytes.len() as u64);
         let record = &context.registration.record;
         record
             .bytes_sent
@@ -269,6 +271,11 @@ impl SseBody {
             .store(self.subscription.position().seq, Ordering::Relaxed);
         self.last_write = Instant::now();
         Poll::Ready(Some(Ok(Frame::data(bytes))))
+    }
+
+    /// Hands control bytes (preamble, heartbeat, resync, farewell) to the connection.
+    fn emit(&mut self, bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.emit_frames(bytes, 0)
     }
 
     /// Writes the farewell `retry:` and ends the stream on the next poll.
@@ -327,12 +334,12 @@ impl Body for SseBody {
         }
         loop {
             this.arm();
-            let lag = &this.open.context.metrics.delivery_lag_seconds;
+            let hot = &this.open.context.metrics.hot;
             let replay_through = this.open.context.replay_through;
             let mut replayed = 0u64;
             let now = std::time::Instant::now();
             let observe = |seq: u64, accepted: std::time::Instant| {
-                lag.observe(now.saturating_duration_since(accepted).as_secs_f64());
+                hot.lag(now.saturating_duration_since(accepted).as_secs_f64());
                 replayed += u64::from(seq <= replay_through);
             };
             let collected = this
@@ -348,13 +355,8 @@ impl Body for SseBody {
             match collected {
                 Collected::Frames { bytes, count, .. } => {
                     this.disarm();
-                    this.open
-                        .context
-                        .metrics
-                        .frames_written_total
-                        .inc_by(count as u64);
                     this.last_id_sent = this.subscription.position().seq;
-                    return this.emit(bytes);
+                    return this.emit_frames(bytes, count as u64);
                 }
                 Collected::Lagged => {
                     this.disarm();
