@@ -46,7 +46,8 @@ pub async fn handle(
     };
     let path = req.uri().path();
     let (public, admin) = (conn.routes.public(), conn.routes.admin());
-    let result = if req.method() == Method::OPTIONS {
+    let req_is_options = req.method() == Method::OPTIONS;
+    let result = if req_is_options {
         preflight(&shared, &req)
     } else if public && (path == "/events" || path.starts_with("/events/")) {
         only(&req, Method::GET, "GET").and_then(|_| {
@@ -70,7 +71,8 @@ pub async fn handle(
         }
     };
     let mut response = result.unwrap_or_else(|e| error_response(&shared, e));
-    if let Some(origin) = origin {
+    let is_preflight_answer = req_is_options && response.status() == StatusCode::NO_CONTENT;
+    if let (Some(origin), false) = (origin, is_preflight_answer) {
         cors::decorate(&config.cors, &origin, response.headers_mut());
     }
     Ok(response)
@@ -370,7 +372,10 @@ pub fn subscribe(
         lag_policy: slow.policy,
         max_age,
         retry_ms: retry_range,
-        expires_at: claims.as_ref().map(|c| expiry_instant(c.expires_at)),
+        // The token was accepted up to `exp` plus the leeway; the stream lasts as long.
+        expires_at: claims
+            .as_ref()
+            .map(|c| expiry_instant(c.expires_at.saturating_add(config.auth.leeway.as_secs()))),
     };
     let replay_through = match start {
         Start::Resumed => subscription.head_at_start(),

@@ -59,9 +59,9 @@ pub enum TokenError {
     Expired,
     /// `nbf` is still ahead.
     NotYetValid,
-    /// `aud` does not name this gateway.
+    /// `aud` does not name this gateway (or is missing while an audience is configured).
     WrongAudience,
-    /// `iss` is not the configured issuer.
+    /// `iss` is not the configured issuer (or is missing while one is configured).
     WrongIssuer,
 }
 
@@ -196,7 +196,15 @@ impl Verifier {
         let mut last = TokenError::UnknownKey;
         for key in candidates {
             let mut validation = Validation::new(key.algorithm);
-            validation.set_required_spec_claims(&["exp"]);
+            // A configured audience or issuer must be present, not merely not wrong.
+            let mut required = vec!["exp"];
+            if self.audience.is_some() {
+                required.push("aud");
+            }
+            if self.issuer.is_some() {
+                required.push("iss");
+            }
+            validation.set_required_spec_claims(&required);
             validation.leeway = self.leeway_seconds;
             validation.validate_nbf = true;
             match &self.audience {
@@ -224,6 +232,12 @@ impl Verifier {
                         ErrorKind::InvalidAudience => TokenError::WrongAudience,
                         ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
                         ErrorKind::InvalidAlgorithm => TokenError::UnknownKey,
+                        ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => {
+                            TokenError::WrongAudience
+                        }
+                        ErrorKind::MissingRequiredClaim(claim) if claim == "iss" => {
+                            TokenError::WrongIssuer
+                        }
                         _ => TokenError::Malformed,
                     };
                     // A bad signature may verify under the next key (rotation); any

@@ -1,0 +1,331 @@
+//! Helpers shared by the auth, CORS and rate-limit suites (`auth_tokens.rs`,
+//! `auth_rules.rs`, `cors_and_rates.rs`): minting JWTs (HS256 secrets, the RS256 key
+//! pair of `tests/fixtures/`, a fresh ES256 pair from rcgen), hand-crafted unsigned
+//! tokens, the jwt_keys config entries, opening streams whatever their status, bounded
+//! waits on a metric, and raw HTTP/1.1 over a socket bound to a chosen source address.
+
+#![allow(dead_code)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, Version};
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::Value;
+use ssegate::config::{JwtAlgorithm, JwtKeyConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::common::*;
+
+/// The HS256 secret of the test gateways' default key.
+pub const SECRET: &str = "test-jwt-secret-0123456789";
+
+/// A second HS256 secret (rotation), and one the gateways never know.
+pub const SECRET_2: &str = "test-jwt-secret-second-key";
+pub const WRONG_SECRET: &str = "not-the-gateway-secret-0000";
+
+/// The RSA key pair committed as fixtures (generated once with `openssl genrsa 2048`).
+pub const RSA_PRIVATE_PEM: &str = include_str!("../fixtures/rsa_private.pem");
+pub const RSA_PUBLIC_PEM: &str = include_str!("../fixtures/rsa_public.pem");
+
+/// The path of the committed RSA public key.
+pub fn rsa_public_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rsa_public.pem")
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs()
+}
+
+/// Claims with subject `sub` that expire in ten minutes.
+pub fn claims(sub: &str) -> Value {
+    serde_json::json!({"sub": sub, "exp": now() + 600})
+}
+
+/// Claims with subject `sub`, ten minutes of life, and `ssegate` grants.
+pub fn claims_with(sub: &str, subscribe: &[&str], publish: &[&str]) -> Value {
+    serde_json::json!({
+        "sub": sub,
+        "exp": now() + 600,
+        "ssegate": {"subscribe": subscribe, "publish": publish},
+    })
+}
+
+/// A token signed with `alg` and `key`, with an optional `kid`.
+pub fn sign(alg: Algorithm, key: &EncodingKey, kid: Option<&str>, claims: &Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_string);
+    encode(&header, claims, key).expect("the token encodes")
+}
+
+/// An HS256 token signed with `secret` (no `kid`).
+pub fn hs256(secret: &str, claims: &Value) -> String {
+    sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(secret.as_bytes()),
+        None,
+        claims,
+    )
+}
+
+/// An HS256 token with the gateway's [`SECRET`] for subject `sub`.
+pub fn token_for(sub: &str) -> String {
+    hs256(SECRET, &claims(sub))
+}
+
+/// An RS256 token signed with the fixture's private key.
+pub fn rs256(claims: &Value) -> String {
+    let key = EncodingKey::from_rsa_pem(RSA_PRIVATE_PEM.as_bytes()).expect("the RSA fixture");
+    sign(Algorithm::RS256, &key, None, claims)
+}
+
+/// Base64url without padding.
+pub fn b64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// An unsigned token: header `{"alg":"none"}`, the claims, an empty signature.
+pub fn alg_none(claims: &Value) -> String {
+    format!(
+        "{}.{}.",
+        b64url(br#"{"alg":"none"}"#),
+        b64url(claims.to_string().as_bytes())
+    )
+}
+
+/// An HMAC verification key with its secret in the config.
+pub fn hmac_key(name: &str, kid: Option<&str>, secret: &str) -> JwtKeyConfig {
+    JwtKeyConfig {
+        name: name.into(),
+        kid: kid.map(str::to_string),
+        algorithm: JwtAlgorithm::HS256,
+        value: Some(secret.into()),
+        env: None,
+        default: None,
+        public_key: None,
+    }
+}
+
+/// A public-key verification key read from `path`.
+pub fn pem_key(name: &str, algorithm: JwtAlgorithm, path: &Path) -> JwtKeyConfig {
+    JwtKeyConfig {
+        name: name.into(),
+        kid: None,
+        algorithm,
+        value: None,
+        env: None,
+        default: None,
+        public_key: Some(path.to_path_buf()),
+    }
+}
+
+/// Starts a gateway whose only JWT key is HS256 with [`SECRET`], then `tweak`.
+pub async fn start_auth(tweak: impl FnOnce(&mut ssegate::Config)) -> TestGateway {
+    start_with(|c| {
+        c.auth.jwt_keys = vec![hmac_key("test", None, SECRET)];
+        tweak(c);
+    })
+    .await
+}
+
+/// `GET path` as a stream over a fresh connection (`Http::H1` on the plain listener:
+/// the lean HTTP/1.1 path; `Http::H2` on the TLS listener: hyper), whatever the status.
+pub async fn open(gw: &TestGateway, http: Http, path: &str, headers: &[(&str, &str)]) -> SseStream {
+    let endpoint = match http {
+        Http::H1 => gw.plain(),
+        Http::H2 => gw.tls(),
+    };
+    let mut conn = Conn::open(&endpoint, http).await;
+    let stream = conn.get_stream(path, headers).await;
+    let want = match http {
+        Http::H1 => Version::HTTP_11,
+        Http::H2 => Version::HTTP_2,
+    };
+    assert_eq!(stream.version, want, "{path}");
+    stream
+}
+
+/// Opens a stream that must be accepted: 200, the stream headers, the preamble read.
+pub async fn open_ok(
+    gw: &TestGateway,
+    http: Http,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> SseStream {
+    let mut stream = open(gw, http, path, headers).await;
+    if stream.status != StatusCode::OK {
+        let reply = stream.into_reply().await;
+        panic!(
+            "{path} over {http:?}: expected 200, got {} {}",
+            reply.status,
+            reply.text()
+        );
+    }
+    assert_stream_headers(&stream);
+    let preamble = stream.block().await;
+    assert!(preamble.retry.is_some(), "preamble: {preamble:?}");
+    stream.preamble = Some(preamble);
+    stream
+}
+
+/// Opens a stream that must be refused with `status` and JSON `error` `code`; returns
+/// the answer.
+pub async fn open_refused(
+    gw: &TestGateway,
+    http: Http,
+    path: &str,
+    headers: &[(&str, &str)],
+    status: StatusCode,
+    code: &str,
+) -> Reply {
+    let stream = open(gw, http, path, headers).await;
+    assert_eq!(
+        stream.status, status,
+        "{path} over {http:?}: expected {status} {code}"
+    );
+    let reply = stream.into_reply().await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (status, code),
+        "{path} over {http:?}: {}",
+        reply.text()
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
+    }
+    reply
+}
+
+/// `Authorization: Bearer <token>` as a header pair's value.
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// `POST /publish` with `authorization` (a whole header value) and a JSON body.
+pub async fn publish_as(gw: &TestGateway, authorization: &str, body: &Value) -> Reply {
+    gw.request(
+        Method::POST,
+        "/publish",
+        &[
+            ("authorization", authorization),
+            ("content-type", "application/json"),
+        ],
+        body.to_string(),
+    )
+    .await
+}
+
+/// The value of `series` in the gateway's metrics (0 when absent).
+pub async fn metric_value(gw: &TestGateway, series: &str) -> f64 {
+    metric(&gw.metrics().await, series).unwrap_or(0.0)
+}
+
+/// `ssegate_auth_failures_total{kind}`.
+pub async fn auth_failures(gw: &TestGateway, kind: &str) -> f64 {
+    metric_value(
+        gw,
+        &format!("ssegate_auth_failures_total{{kind=\"{kind}\"}}"),
+    )
+    .await
+}
+
+/// Waits (bounded) until `series` reads `value`; panics with the last text otherwise.
+pub async fn wait_metric(gw: &TestGateway, series: &str, value: f64) {
+    let mut last = String::new();
+    for _ in 0..400 {
+        last = gw.metrics().await;
+        if metric(&last, series) == Some(value) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{series} never became {value}:\n{last}");
+}
+
+/// A TCP connection to `addr` from the source address `from` (any port).
+pub async fn connect_from(from: IpAddr, addr: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(SocketAddr::new(from, 0))
+        .unwrap_or_else(|e| panic!("bind {from}: {e}"));
+    let stream = within("TCP connect", socket.connect(addr))
+        .await
+        .expect("TCP connect");
+    stream.set_nodelay(true).expect("nodelay");
+    stream
+}
+
+/// Writes `request` on `socket` and reads one HTTP/1.1 answer with a
+/// `Content-Length` body.
+pub async fn exchange(socket: &mut TcpStream, request: &[u8]) -> Reply {
+    within("raw write", socket.write_all(request))
+        .await
+        .expect("the request is written");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = within("raw read", socket.read(&mut chunk))
+            .await
+            .expect("a readable answer");
+        assert!(n > 0, "connection closed before the answer's head: {buf:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = std::str::from_utf8(&buf[..head_end]).expect("ASCII head");
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().expect("status line");
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        let (name, value) = line.split_once(':').expect("header line");
+        headers.append(
+            http::header::HeaderName::from_bytes(name.trim().as_bytes()).expect("header name"),
+            value.trim().parse().expect("header value"),
+        );
+    }
+    let length: usize = headers
+        .get("content-length")
+        .map(|v| v.to_str().unwrap().parse().unwrap())
+        .expect("the answer has a Content-Length");
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < length {
+        let n = within("raw read", socket.read(&mut chunk))
+            .await
+            .expect("a readable body");
+        assert!(n > 0, "connection closed inside the body");
+        body.extend_from_slice(&chunk[..n]);
+    }
+    body.truncate(length);
+    Reply {
+        status: StatusCode::from_u16(status).expect("status"),
+        version: Version::HTTP_11,
+        headers,
+        body: Bytes::from(body),
+    }
+}
