@@ -1,0 +1,567 @@
+//! Shared by `tests/grafana_dashboard.rs` and `tests/prometheus_scrape.rs`: the shipped
+//! Grafana dashboard and its queries, a small PromQL reader that finds the metric names
+//! and labels a query uses, a parser for the Prometheus text exposition, and the
+//! substitution of Grafana's variables.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+/// Labels Prometheus adds to every series at scrape time (from the target), so a query
+/// may use them on any metric although `/metrics` does not show them.
+pub const TARGET_LABELS: [&str; 2] = ["instance", "job"];
+
+/// A file of this repository.
+pub fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// `grafana/dashboards/ssegate.json` as text.
+pub fn dashboard_text() -> String {
+    let path = repo_path("grafana/dashboards/ssegate.json");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// `grafana/dashboards/ssegate.json` parsed.
+pub fn dashboard() -> Value {
+    serde_json::from_str(&dashboard_text()).expect("the dashboard is valid JSON")
+}
+
+/// Every panel, rows' nested panels included (depth first, in file order).
+pub fn all_panels(dashboard: &Value) -> Vec<&Value> {
+    fn walk<'a>(panels: &'a Value, out: &mut Vec<&'a Value>) {
+        for p in panels.as_array().into_iter().flatten() {
+            out.push(p);
+            if let Some(nested) = p.get("panels") {
+                walk(nested, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dashboard["panels"], &mut out);
+    out
+}
+
+/// One query of the dashboard.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// The panel's title.
+    pub panel: String,
+    /// The target's refId.
+    pub ref_id: String,
+    /// The PromQL expression as written (with Grafana variables).
+    pub expr: String,
+}
+
+impl std::fmt::Display for Query {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "panel {:?} query {}: {}",
+            self.panel, self.ref_id, self.expr
+        )
+    }
+}
+
+/// Every target `expr` of every panel.
+pub fn queries(dashboard: &Value) -> Vec<Query> {
+    let mut out = Vec::new();
+    for panel in all_panels(dashboard) {
+        let title = panel["title"].as_str().unwrap_or("?").to_string();
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            if let Some(expr) = target["expr"].as_str() {
+                out.push(Query {
+                    panel: title.clone(),
+                    ref_id: target["refId"].as_str().unwrap_or("?").to_string(),
+                    expr: expr.to_string(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A template variable's `label_values(metric, label)` query: (name, metric, label).
+pub fn label_values_variables(dashboard: &Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for var in dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let query = match &var["query"] {
+            Value::String(s) => s.clone(),
+            q => q["query"].as_str().unwrap_or_default().to_string(),
+        };
+        let name = var["name"].as_str().unwrap_or("?").to_string();
+        let inner = query
+            .trim()
+            .strip_prefix("label_values(")
+            .and_then(|r| r.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("variable {name}: not a label_values(…) query: {query}"));
+        let (metric, label) = inner
+            .rsplit_once(',')
+            .unwrap_or_else(|| panic!("variable {name}: label_values needs a metric: {query}"));
+        out.push((name, metric.trim().to_string(), label.trim().to_string()));
+    }
+    out
+}
+
+/// Replaces Grafana's variables the way a dashboard with `instance_regex` selected
+/// would: `$__rate_interval`, `$__interval` and `$__range` become `interval`.
+/// Panics if any `$` is left (a new variable this function does not know).
+pub fn substitute(expr: &str, interval: &str, instance_regex: &str) -> String {
+    let mut s = expr.to_string();
+    for (from, to) in [
+        ("${__rate_interval}", interval),
+        ("$__rate_interval", interval),
+        ("${__interval}", interval),
+        ("$__interval", interval),
+        ("${__range}", interval),
+        ("$__range", interval),
+        ("${instance}", instance_regex),
+        ("$instance", instance_regex),
+    ] {
+        s = s.replace(from, to);
+    }
+    assert!(
+        !s.contains('$'),
+        "a Grafana variable this test does not know is left in {s:?} (from {expr:?})"
+    );
+    s
+}
+
+// ---------------------------------------------------------------------------------------
+// PromQL
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    Str(String),
+    Num,
+    /// A `[…]` range or subquery, skipped whole.
+    Range,
+    /// `$name` or `${name}`.
+    Var,
+    Punct(&'static str),
+}
+
+fn lex(expr: &str) -> Result<Vec<Tok>, String> {
+    let chars: Vec<char> = expr.chars().collect();
+    let mut i = 0;
+    let mut out = Vec::new();
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '#' {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '"' || c == '\'' || c == '`' {
+            let quote = c;
+            let mut s = String::new();
+            i += 1;
+            loop {
+                match chars.get(i) {
+                    None => return Err(format!("unterminated string in {expr:?}")),
+                    Some('\\') if quote != '`' => {
+                        if let Some(n) = chars.get(i + 1) {
+                            s.push(*n);
+                        }
+                        i += 2;
+                    }
+                    Some(&ch) if ch == quote => {
+                        i += 1;
+                        break;
+                    }
+                    Some(&ch) => {
+                        s.push(ch);
+                        i += 1;
+                    }
+                }
+            }
+            out.push(Tok::Str(s));
+        } else if c == '[' {
+            while i < chars.len() && chars[i] != ']' {
+                i += 1;
+            }
+            if i == chars.len() {
+                return Err(format!("unterminated [ in {expr:?}"));
+            }
+            i += 1;
+            out.push(Tok::Range);
+        } else if c == '$' {
+            i += 1;
+            if chars.get(i) == Some(&'{') {
+                while i < chars.len() && chars[i] != '}' {
+                    i += 1;
+                }
+                i += 1;
+            } else {
+                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                    i += 1;
+                }
+            }
+            out.push(Tok::Var);
+        } else if c.is_ascii_digit()
+            || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
+        {
+            i += 1;
+            while i < chars.len() {
+                let d = chars[i];
+                let exponent_sign = (d == '+' || d == '-') && matches!(chars[i - 1], 'e' | 'E');
+                if d.is_ascii_alphanumeric() || d == '.' || d == '_' || exponent_sign {
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+            out.push(Tok::Num);
+        } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
+            {
+                i += 1;
+            }
+            out.push(Tok::Ident(chars[start..i].iter().collect()));
+        } else {
+            let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+            let p = match two.as_str() {
+                "=~" => Some("=~"),
+                "!~" => Some("!~"),
+                "!=" => Some("!="),
+                "==" => Some("=="),
+                ">=" => Some(">="),
+                "<=" => Some("<="),
+                _ => None,
+            };
+            if let Some(p) = p {
+                out.push(Tok::Punct(p));
+                i += 2;
+                continue;
+            }
+            let p = match c {
+                '(' => "(",
+                ')' => ")",
+                '{' => "{",
+                '}' => "}",
+                ',' => ",",
+                '=' => "=",
+                '+' => "+",
+                '-' => "-",
+                '*' => "*",
+                '/' => "/",
+                '%' => "%",
+                '^' => "^",
+                '<' => "<",
+                '>' => ">",
+                '@' => "@",
+                _ => return Err(format!("unexpected {c:?} in {expr:?}")),
+            };
+            out.push(Tok::Punct(p));
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Words that are neither metrics nor functions.
+const KEYWORDS: [&str; 12] = [
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "atan2",
+];
+
+/// A label matcher inside `{…}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matcher {
+    /// The label.
+    pub label: String,
+    /// `=`, `!=`, `=~` or `!~`.
+    pub op: String,
+    /// The value (a Grafana variable stays as written).
+    pub value: String,
+}
+
+/// A metric reference in a query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricRef {
+    /// The series name as written (e.g. `…_bucket`).
+    pub name: String,
+    /// Its `{…}` matchers.
+    pub matchers: Vec<Matcher>,
+}
+
+/// A `by`/`without`/`on`/`ignoring`/`group_*` clause and the metrics it applies to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grouping {
+    /// The keyword.
+    pub keyword: String,
+    /// The labels listed.
+    pub labels: Vec<String>,
+    /// The metrics (names) in the clause's scope.
+    pub metrics: Vec<String>,
+}
+
+/// What a query uses.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Analysis {
+    /// Every metric reference, in order.
+    pub metrics: Vec<MetricRef>,
+    /// Every grouping clause.
+    pub groupings: Vec<Grouping>,
+}
+
+impl Analysis {
+    /// The distinct metric names.
+    pub fn names(&self) -> BTreeSet<String> {
+        self.metrics.iter().map(|m| m.name.clone()).collect()
+    }
+}
+
+fn matching_close(toks: &[Tok], open: usize) -> Result<usize, String> {
+    let mut depth = 0usize;
+    for (j, t) in toks.iter().enumerate().skip(open) {
+        match t {
+            Tok::Punct("(") => depth += 1,
+            Tok::Punct(")") => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(j);
+                }
+            }
+            _ => {}
+        }
+    }
+    Err("unbalanced parentheses".into())
+}
+
+fn matching_open(toks: &[Tok], close: usize) -> Result<usize, String> {
+    let mut depth = 0usize;
+    for j in (0..=close).rev() {
+        match &toks[j] {
+            Tok::Punct(")") => depth += 1,
+            Tok::Punct("(") => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(j);
+                }
+            }
+            _ => {}
+        }
+    }
+    Err("unbalanced parentheses".into())
+}
+
+/// Finds the metrics, their matchers and the grouping clauses of a PromQL expression.
+pub fn analyze(expr: &str) -> Result<Analysis, String> {
+    let toks = lex(expr)?;
+    let mut metrics: Vec<(usize, MetricRef)> = Vec::new();
+    // (keyword, labels, scope start token, scope end token)
+    let mut groups: Vec<(String, Vec<String>, usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        let Tok::Ident(word) = &toks[i] else {
+            if toks[i] == Tok::Punct("{") {
+                return Err(format!("a selector without a metric name in {expr:?}"));
+            }
+            i += 1;
+            continue;
+        };
+        let next = toks.get(i + 1);
+        if KEYWORDS.contains(&word.as_str()) {
+            if next != Some(&Tok::Punct("(")) {
+                i += 1;
+                continue;
+            }
+            let close = matching_close(&toks, i + 1)?;
+            let mut labels = Vec::new();
+            for t in &toks[i + 2..close] {
+                match t {
+                    Tok::Ident(l) => labels.push(l.clone()),
+                    Tok::Punct(",") => {}
+                    other => return Err(format!("{other:?} in a {word} list of {expr:?}")),
+                }
+            }
+            let scope = match word.as_str() {
+                "by" | "without" => {
+                    if toks.get(close + 1) == Some(&Tok::Punct("(")) {
+                        // sum by (l) (…)
+                        (close + 1, matching_close(&toks, close + 1)?)
+                    } else if i > 0 && toks[i - 1] == Tok::Punct(")") {
+                        // sum(…) by (l)
+                        (matching_open(&toks, i - 1)?, i - 1)
+                    } else {
+                        return Err(format!("cannot tell what `{word}` applies to in {expr:?}"));
+                    }
+                }
+                // Vector matching: the labels must exist on both sides; the whole
+                // expression is a safe approximation.
+                _ => (0, toks.len()),
+            };
+            groups.push((word.clone(), labels, scope.0, scope.1));
+            i = close + 1;
+            continue;
+        }
+        let aggregation_clause = matches!(next, Some(Tok::Ident(k)) if k == "by" || k == "without");
+        if next == Some(&Tok::Punct("(")) || aggregation_clause {
+            // A function or an aggregation (`sum(…)`, `sum by (…) (…)`).
+            i += 1;
+            continue;
+        }
+        if matches!(word.as_str(), "Inf" | "NaN" | "inf" | "nan") {
+            i += 1;
+            continue;
+        }
+        let mut m = MetricRef {
+            name: word.clone(),
+            matchers: Vec::new(),
+        };
+        let at = i;
+        i += 1;
+        if toks.get(i) == Some(&Tok::Punct("{")) {
+            i += 1;
+            loop {
+                match toks.get(i) {
+                    Some(Tok::Punct("}")) => {
+                        i += 1;
+                        break;
+                    }
+                    Some(Tok::Punct(",")) => i += 1,
+                    Some(Tok::Ident(label)) => {
+                        let op = match toks.get(i + 1) {
+                            Some(Tok::Punct(op @ ("=" | "!=" | "=~" | "!~"))) => op.to_string(),
+                            other => return Err(format!("matcher {label} {other:?} in {expr:?}")),
+                        };
+                        let value = match toks.get(i + 2) {
+                            Some(Tok::Str(v)) => v.clone(),
+                            other => return Err(format!("matcher value {other:?} in {expr:?}")),
+                        };
+                        m.matchers.push(Matcher {
+                            label: label.clone(),
+                            op,
+                            value,
+                        });
+                        i += 3;
+                    }
+                    other => return Err(format!("{other:?} in a selector of {expr:?}")),
+                }
+            }
+        }
+        metrics.push((at, m));
+    }
+    let groupings = groups
+        .into_iter()
+        .map(|(keyword, labels, from, to)| Grouping {
+            keyword,
+            labels,
+            metrics: metrics
+                .iter()
+                .filter(|(at, _)| *at >= from && *at <= to)
+                .map(|(_, m)| m.name.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        })
+        .collect();
+    Ok(Analysis {
+        metrics: metrics.into_iter().map(|(_, m)| m).collect(),
+        groupings,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// The text exposition
+// ---------------------------------------------------------------------------------------
+
+/// What a `/metrics` text holds.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    /// `# TYPE` lines: family name → type.
+    pub types: BTreeMap<String, String>,
+    /// Sample series names → label → the values seen.
+    pub series: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
+}
+
+impl Exposition {
+    /// Parses the Prometheus text format (0.0.4).
+    pub fn parse(text: &str) -> Exposition {
+        let mut e = Exposition::default();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut parts = rest.split_whitespace();
+                if let (Some(name), Some(kind)) = (parts.next(), parts.next()) {
+                    e.types.insert(name.to_string(), kind.to_string());
+                }
+                continue;
+            }
+            if line.starts_with('#') {
+                continue;
+            }
+            let name_end = line
+                .find(|c: char| c == '{' || c.is_whitespace())
+                .unwrap_or_else(|| panic!("a sample line without a value: {line:?}"));
+            let name = &line[..name_end];
+            let labels = e.series.entry(name.to_string()).or_default();
+            if line[name_end..].starts_with('{') {
+                let chars: Vec<char> = line[name_end + 1..].chars().collect();
+                let mut k = 0;
+                loop {
+                    while k < chars.len() && (chars[k] == ',' || chars[k] == ' ') {
+                        k += 1;
+                    }
+                    if k >= chars.len() || chars[k] == '}' {
+                        break;
+                    }
+                    let start = k;
+                    while k < chars.len() && chars[k] != '=' {
+                        k += 1;
+                    }
+                    let label: String = chars[start..k].iter().collect();
+                    assert_eq!(chars.get(k + 1), Some(&'"'), "label value in {line:?}");
+                    k += 2;
+                    let mut value = String::new();
+                    while k < chars.len() && chars[k] != '"' {
+                        if chars[k] == '\\' {
+                            k += 1;
+                        }
+                        if let Some(c) = chars.get(k) {
+                            value.push(*c);
+                        }
+                        k += 1;
+                    }
+                    k += 1;
+                    labels.entry(label).or_default().insert(value);
+                }
+            }
+        }
+        e
+    }
+}
+
+/// A free loopback TCP port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
