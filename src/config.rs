@@ -152,12 +152,7 @@ pub struct PublishConfig {
 impl Default for PublishConfig {
     fn default() -> Self {
         PublishConfig {
-            keys: vec![KeyConfig {
-                name: "default".into(),
-                value: None,
-                env: Some("SSEGATE_PUBLISH_KEY".into()),
-                default: Some(DEV_PUBLISH_KEY.into()),
-            }],
+            keys: vec![KeyConfig::from_env("SSEGATE_PUBLISH_KEY", DEV_PUBLISH_KEY)],
         }
     }
 }
@@ -205,6 +200,16 @@ impl fmt::Debug for ResolvedKey {
 }
 
 impl KeyConfig {
+    /// A key named `default` read from `env`, with a development `default`.
+    pub fn from_env(env: &str, default: &str) -> KeyConfig {
+        KeyConfig {
+            name: "default".into(),
+            value: None,
+            env: Some(env.into()),
+            default: Some(default.into()),
+        }
+    }
+
     /// Reads the secret from the file or the environment.
     pub fn resolve(&self) -> Result<ResolvedKey, ConfigError> {
         let from_env = self
@@ -562,12 +567,7 @@ pub struct AdminConfig {
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
-            keys: vec![KeyConfig {
-                name: "default".into(),
-                value: None,
-                env: Some("SSEGATE_ADMIN_KEY".into()),
-                default: Some(DEV_ADMIN_KEY.into()),
-            }],
+            keys: vec![KeyConfig::from_env("SSEGATE_ADMIN_KEY", DEV_ADMIN_KEY)],
         }
     }
 }
@@ -854,35 +854,8 @@ impl Config {
                 "publish.keys: at least one key is needed, or nobody can publish",
             ));
         }
-        for k in &self.publish.keys {
-            if k.value.is_none() && k.env.is_none() {
-                return Err(ConfigError::new(format!(
-                    "publish.keys.{}: give `value` or `env`",
-                    k.name
-                )));
-            }
-            let resolved = k.resolve()?;
-            if resolved.secret.len() < 8 {
-                return Err(ConfigError::new(format!(
-                    "publish.keys.{}: a key must be at least 8 characters",
-                    k.name
-                )));
-            }
-        }
-        for k in &self.admin.keys {
-            if k.value.is_none() && k.env.is_none() {
-                return Err(ConfigError::new(format!(
-                    "admin.keys.{}: give `value` or `env`",
-                    k.name
-                )));
-            }
-            if k.resolve()?.secret.len() < 8 {
-                return Err(ConfigError::new(format!(
-                    "admin.keys.{}: a key must be at least 8 characters",
-                    k.name
-                )));
-            }
-        }
+        validate_keys("publish.keys", &self.publish.keys, 8)?;
+        validate_keys("admin.keys", &self.admin.keys, 8)?;
         for k in &self.auth.jwt_keys {
             if k.algorithm.is_hmac() {
                 if k.public_key.is_some() || (k.value.is_none() && k.env.is_none()) {
@@ -1022,6 +995,26 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Checks that each key says where its secret comes from and that the secret is at
+/// least `min_len` characters.
+fn validate_keys(section: &str, keys: &[KeyConfig], min_len: usize) -> Result<(), ConfigError> {
+    for k in keys {
+        if k.value.is_none() && k.env.is_none() {
+            return Err(ConfigError::new(format!(
+                "{section}.{}: give `value` or `env`",
+                k.name
+            )));
+        }
+        if k.resolve()?.secret.len() < min_len {
+            return Err(ConfigError::new(format!(
+                "{section}.{}: a key must be at least {min_len} characters",
+                k.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Durations written as text: `250ms`, `25s`, `10m`, `1h` (a bare number is seconds).
