@@ -9,6 +9,7 @@
 //!   that connects and sends nothing (hyper-util first waits to see which protocol it
 //!   speaks) nor an HTTP/2 client that never opens a stream; this does.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -94,8 +95,6 @@ impl<S> GuardedIo<S> {
         }
     }
 }
-
-use std::future::Future;
 
 impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
     fn poll_read(
