@@ -13,7 +13,7 @@ use hyper_util::server::conn::auto;
 use parking_lot::RwLock;
 use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
@@ -27,6 +27,9 @@ use crate::state::{ConnState, Shared};
 /// Connections beyond the cap that are still answered (503/429) rather than closed
 /// at once; past this many, a refused socket is closed without a word.
 pub const REFUSAL_SLACK: usize = 256;
+
+/// Pending connections the kernel may queue per listener.
+pub const LISTEN_BACKLOG: u32 = 4096;
 
 /// How long a refused connection may take to receive its answer.
 pub const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -68,7 +71,15 @@ impl BoundListener {
         tls: Option<SharedAcceptor>,
         routes: Routes,
     ) -> std::io::Result<BoundListener> {
-        let socket = TcpListener::bind(address).await?;
+        let socket = match address {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(address)?;
+        // A reconnect storm arrives all at once: a deep queue keeps clients from SYN
+        // retries of seconds (the kernel caps it at net.core.somaxconn).
+        let socket = socket.listen(LISTEN_BACKLOG)?;
         Ok(BoundListener {
             name: name.to_string(),
             local_addr: socket.local_addr()?,
@@ -252,7 +263,17 @@ async fn serve_plain(
         };
         first = false;
         match head {
-            Head::Gone => return,
+            Head::Gone => {
+                if io.timed_out_before_request {
+                    context
+                        .shared
+                        .metrics
+                        .refusals_total
+                        .with_label_values(&["header_timeout"])
+                        .inc();
+                }
+                return;
+            }
             Head::Events {
                 uri,
                 headers,

@@ -193,7 +193,11 @@ impl Subscription {
             );
             complete_through = complete_through.min(through);
         }
-        if complete_through < head && self.is_over_lag_bounds(complete_through) {
+        // What a resumed subscription replays up to the head it started at is catch-up,
+        // not lag: only what waits beyond it counts against the bounds. (Else a client
+        // disconnected for lagging would be lagged again by its own replay, forever.)
+        let lag_from = complete_through.max(self.head_at_start);
+        if complete_through < head && lag_from < head && self.is_over_lag_bounds(lag_from) {
             self.scratch.clear();
             return Collected::Lagged;
         }
@@ -360,6 +364,34 @@ mod tests {
             sub.collect(1 << 20, |_, _| {}),
             Collected::Frames { count: 5, .. }
         ));
+    }
+
+    #[test]
+    fn a_resumed_subscription_catches_up_without_counting_its_replay_as_lag() {
+        let hub = hub(100);
+        for s in 1..=50 {
+            publish(&hub, s, &["a"]);
+        }
+        let from = ResumeFrom::After(EventId { epoch: 7, seq: 0 });
+        let (mut sub, _) = hub.subscribe(&["a".into()], from).unwrap();
+        sub.set_lag_bounds(LagBounds {
+            max_events: 3,
+            max_bytes: u64::MAX,
+        });
+        let mut taken = 0;
+        for _ in 0..100 {
+            match sub.collect(1, |_, _| {}) {
+                Collected::Frames { count, .. } => taken += count,
+                Collected::Nothing => break,
+                Collected::Lagged => panic!("replay counted as lag after {taken}"),
+            }
+        }
+        assert_eq!(taken, 50);
+        // Live events beyond the start's head count again.
+        for s in 51..=56 {
+            publish(&hub, s, &["a"]);
+        }
+        assert!(matches!(sub.collect(1, |_, _| {}), Collected::Lagged));
     }
 
     #[test]
