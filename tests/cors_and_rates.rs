@@ -370,9 +370,9 @@ async fn connections_past_the_burst_are_refused_per_ip() {
     let mut one = connect_from(local, gw.plain_addr).await;
     let mut two = connect_from(local, gw.plain_addr).await;
     let mut three = connect_from(local, gw.plain_addr).await;
-    assert_eq!(exchange(&mut one, health).await.status, StatusCode::OK);
-    assert_eq!(exchange(&mut two, health).await.status, StatusCode::OK);
-    let refused = exchange(&mut three, health).await;
+    assert_eq!(raw_exchange(&mut one, health).await.status, StatusCode::OK);
+    assert_eq!(raw_exchange(&mut two, health).await.status, StatusCode::OK);
+    let refused = raw_exchange(&mut three, health).await;
     assert_eq!(
         refused.status,
         StatusCode::TOO_MANY_REQUESTS,
@@ -389,13 +389,13 @@ async fn connections_past_the_burst_are_refused_per_ip() {
     // Another source address has its own bucket.
     let mut elsewhere = connect_from(other, gw.plain_addr).await;
     assert_eq!(
-        exchange(&mut elsewhere, health).await.status,
+        raw_exchange(&mut elsewhere, health).await.status,
         StatusCode::OK
     );
     // The refusal is counted (read from the other address: 127.0.0.1 is still out of
     // tokens).
     let mut metrics_conn = connect_from(other, gw.plain_addr).await;
-    let reply = exchange(
+    let reply = raw_exchange(
         &mut metrics_conn,
         b"GET /metrics HTTP/1.1\r\nHost: gw\r\n\r\n",
     )
@@ -411,5 +411,5 @@ async fn connections_past_the_burst_are_refused_per_ip() {
         reply.text()
     );
     // The first two connections keep working (kept alive).
-    assert_eq!(exchange(&mut one, health).await.status, StatusCode::OK);
+    assert_eq!(raw_exchange(&mut one, health).await.status, StatusCode::OK);
 }

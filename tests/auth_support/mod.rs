@@ -10,12 +10,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode, Version};
+use http::{Method, StatusCode, Version};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::Value;
 use ssegate::config::{JwtAlgorithm, JwtKeyConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::common::*;
@@ -273,59 +271,4 @@ pub async fn connect_from(from: IpAddr, addr: SocketAddr) -> TcpStream {
         .expect("TCP connect");
     stream.set_nodelay(true).expect("nodelay");
     stream
-}
-
-/// Writes `request` on `socket` and reads one HTTP/1.1 answer with a
-/// `Content-Length` body.
-pub async fn exchange(socket: &mut TcpStream, request: &[u8]) -> Reply {
-    within("raw write", socket.write_all(request))
-        .await
-        .expect("the request is written");
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        let n = within("raw read", socket.read(&mut chunk))
-            .await
-            .expect("a readable answer");
-        assert!(n > 0, "connection closed before the answer's head: {buf:?}");
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = std::str::from_utf8(&buf[..head_end]).expect("ASCII head");
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().expect("status line");
-    let status: u16 = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let mut headers = HeaderMap::new();
-    for line in lines {
-        let (name, value) = line.split_once(':').expect("header line");
-        headers.append(
-            http::header::HeaderName::from_bytes(name.trim().as_bytes()).expect("header name"),
-            value.trim().parse().expect("header value"),
-        );
-    }
-    let length: usize = headers
-        .get("content-length")
-        .map(|v| v.to_str().unwrap().parse().unwrap())
-        .expect("the answer has a Content-Length");
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < length {
-        let n = within("raw read", socket.read(&mut chunk))
-            .await
-            .expect("a readable body");
-        assert!(n > 0, "connection closed inside the body");
-        body.extend_from_slice(&chunk[..n]);
-    }
-    body.truncate(length);
-    Reply {
-        status: StatusCode::from_u16(status).expect("status"),
-        version: Version::HTTP_11,
-        headers,
-        body: Bytes::from(body),
-    }
 }

@@ -587,6 +587,12 @@ pub async fn raw_http(addr: SocketAddr, request: &[u8]) -> Reply {
     let mut socket = within("TCP connect", TcpStream::connect(addr))
         .await
         .expect("TCP connect");
+    raw_exchange(&mut socket, request).await
+}
+
+/// Writes `request` (exact bytes, in one write) on an open connection and reads one
+/// HTTP/1.1 answer with a `Content-Length` body; the connection stays usable.
+pub async fn raw_exchange(socket: &mut TcpStream, request: &[u8]) -> Reply {
     within("raw write", socket.write_all(request))
         .await
         .expect("the request is written");
