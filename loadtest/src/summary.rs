@@ -1,0 +1,583 @@
+//! `loadtest summarize`: turns a directory of `--json` results (one per target and case,
+//! as `compare.sh` writes them) into docs/PERFORMANCE.md — the machine, the commands,
+//! one table per case with every target side by side, and the ssegate/peer ratios.
+//!
+//! `machine.txt` and `commands.txt` in the directory, when present, are copied in.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::report::RunReport;
+
+/// Targets in the order the tables list them; others follow alphabetically.
+const ORDER: [&str; 6] = [
+    "ssegate",
+    "nchan",
+    "nchan-2w",
+    "pushpin-tuned",
+    "pushpin",
+    "node",
+];
+
+/// The case names `compare.sh` uses, in report order, with the goal each serves (the
+/// sizes come from the results: `--quick` runs the same cases smaller).
+const CASES: [(&str, &str); 11] = [
+    ("fanout-base", "Goal 1: fan-out"),
+    ("fanout-mid", "Goal 2: fan-out at a higher rate"),
+    ("fanout-high", "Goal 2: fan-out at the highest rate"),
+    ("channels", "Goal 3: many channels"),
+    ("idle-h1", "Goal 4: idle connections, plain HTTP/1.1"),
+    (
+        "idle-h2tls",
+        "Goal 4: idle connections, TLS + HTTP/2 (ssegate only: the peers' start scripts serve no TLS)",
+    ),
+    ("fanout-small", "Goal 5: cost curve, small end"),
+    ("fanout-large", "Goal 5: cost curve, large end"),
+    (
+        "churn",
+        "Goal 6: churn (subscribers reconnect with Last-Event-ID while events flow)",
+    ),
+    ("slow", "Goal 6: slow readers (a share of subscribers stops reading)"),
+    ("fanout-base-h2tls", "Extra: goal 1 over TLS + HTTP/2 (ssegate only)"),
+];
+
+/// What a case ran, from its first result.
+fn describe(r: &RunReport) -> String {
+    let p = &r.params;
+    let mut s = format!(
+        "{} subscribers, {} channel{}",
+        p.subscribers,
+        p.channels,
+        if p.channels == 1 { "" } else { "s" }
+    );
+    if r.scenario != "idle" {
+        let _ = write!(
+            s,
+            ", {} events/s, {} events, {} B payload",
+            p.rate, p.events, p.payload_bytes
+        );
+    }
+    if p.slow_percent > 0 {
+        let _ = write!(s, ", {}% stop reading", p.slow_percent);
+    }
+    if p.churn_percent > 0 {
+        let _ = write!(s, ", {}% reconnect", p.churn_percent);
+    }
+    let _ = write!(s, ", {}{}", r.proto, if r.tls { " + TLS" } else { "" });
+    s
+}
+
+fn rank(label: &str) -> (usize, String) {
+    let i = ORDER
+        .iter()
+        .position(|o| *o == label)
+        .unwrap_or(ORDER.len());
+    (i, label.to_string())
+}
+
+fn load(dir: &Path) -> Result<Vec<RunReport>, String> {
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut paths: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    for p in paths {
+        let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        match serde_json::from_str::<RunReport>(&text) {
+            Ok(r) => out.push(r),
+            Err(e) => eprintln!("summarize: skipping {}: {e}", p.display()),
+        }
+    }
+    Ok(out)
+}
+
+fn f1(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+fn f2(v: f64) -> String {
+    if v < 0.0 {
+        "n/a".into()
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if a > 0.0 && b > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        "–".into()
+    }
+}
+
+/// One row's numbers, for the tables and the ratios.
+struct Row<'a> {
+    r: &'a RunReport,
+}
+
+impl Row<'_> {
+    fn aborted(&self) -> bool {
+        self.r.aborted.is_some()
+    }
+    fn p99(&self) -> f64 {
+        self.r.latency_scheduled.p99_ms
+    }
+    fn cpu_us(&self) -> f64 {
+        self.r
+            .server
+            .as_ref()
+            .map(|s| s.cpu_per_delivery_us)
+            .unwrap_or(0.0)
+    }
+    fn rss_conn(&self) -> f64 {
+        self.r
+            .server
+            .as_ref()
+            .map(|s| s.rss_per_conn_kib)
+            .unwrap_or(0.0)
+    }
+}
+
+/// Share of a core taken by other processes above which a run is flagged as noisy.
+const NOISY: f64 = 0.10;
+
+/// The "other processes" cell.
+fn other(r: &RunReport) -> String {
+    match &r.machine {
+        Some(m) if m.other_share > NOISY => format!("**{:.0}%**", m.other_share * 100.0),
+        Some(m) => format!("{:.0}%", m.other_share * 100.0),
+        None => "–".into(),
+    }
+}
+
+fn case_table(md: &mut String, runs: &[&RunReport]) {
+    let publishing = runs.iter().any(|r| r.publish.is_some());
+    if publishing {
+        md.push_str("| target | connected | sent / offered (rate) | accepted rate | lost | dups | out-of-order | resyncs | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | p99 from send ms | server CPU s | CPU µs / delivery | server RSS / conn KiB | server peak RSS MiB | loadgen CPU s | other processes, % of a core |\n");
+        md.push_str(
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        );
+    } else {
+        md.push_str("| target | connected | server RSS before MiB | server RSS connected MiB | server RSS / conn KiB | server CPU to connect s | loadgen RSS / conn KiB | other processes, % of a core |\n");
+        md.push_str("|---|---|---|---|---|---|---|---|\n");
+    }
+    for r in runs {
+        if let Some(why) = &r.aborted {
+            let _ = writeln!(md, "| {} | aborted: {} |", r.label, why.replace('|', "/"));
+            continue;
+        }
+        let s = r.server.clone().unwrap_or_default();
+        let connected = format!("{} / {}", r.connect.connected, r.params.subscribers);
+        if publishing {
+            let d = &r.delivery;
+            let (sent, accepted) = match &r.publish {
+                Some(p) => (
+                    format!(
+                        "{} / {} ({:.1}/s of {:.0}/s)",
+                        p.sent, p.planned, p.achieved_send_rate, p.offered_rate
+                    ),
+                    format!("{:.1}/s", p.achieved_accept_rate),
+                ),
+                None => ("–".into(), "–".into()),
+            };
+            let l = &r.latency_scheduled;
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.label,
+                connected,
+                sent,
+                accepted,
+                d.lost,
+                d.duplicates,
+                d.out_of_order,
+                d.resyncs,
+                f1(l.p50_ms),
+                f1(l.p90_ms),
+                f1(l.p99_ms),
+                f1(l.p999_ms),
+                f1(l.max_ms),
+                f1(r.latency_sent.p99_ms),
+                f2(s.publish_cpu_s),
+                f2(s.cpu_per_delivery_us),
+                f1(s.rss_per_conn_kib),
+                f1(s.peak_rss_kib as f64 / 1024.0),
+                f2(r.loadgen.cpu_s),
+                other(r),
+            );
+        } else {
+            let mem = s.idle.unwrap_or(s.connected);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.label,
+                connected,
+                f1(s.base.rss_kib as f64 / 1024.0),
+                f1(mem.rss_kib as f64 / 1024.0),
+                f2(s.rss_per_conn_kib),
+                f2(s.connect_cpu_s),
+                f2(r.loadgen.rss_per_conn_kib),
+                other(r),
+            );
+        }
+    }
+    // Extra lines for what the tables cannot show.
+    for r in runs {
+        let d = &r.delivery;
+        let noisy = r.machine.as_ref().filter(|m| m.other_share > NOISY);
+        if d.slow > 0
+            || d.reconnects > 0
+            || d.dropped > 0
+            || !r.problems.is_empty()
+            || noisy.is_some()
+        {
+            let mut notes = Vec::new();
+            if let Some(m) = noisy {
+                notes.push(format!(
+                    "**noisy**: other processes on the machine took {:.0}% of a core during the measurement ({:.1} s of CPU in {:.1} s)",
+                    m.other_share * 100.0,
+                    m.other_s,
+                    m.window_s
+                ));
+            }
+            if d.slow > 0 {
+                notes.push(format!(
+                    "{} readers and {} stopped readers ({} events reached them before they stopped)",
+                    d.readers, d.slow, d.slow_received
+                ));
+            }
+            if d.reconnects > 0 {
+                notes.push(format!(
+                    "{} reconnects ({} failed; {} had no event id to resume from, because the stream had sent none yet)",
+                    d.reconnects, d.reconnect_failed, d.blind_reconnects
+                ));
+            }
+            if d.dropped > 0 {
+                notes.push(format!("{} streams ended by the server", d.dropped));
+            }
+            if !r.problems.is_empty() {
+                notes.push(format!("problems: {}", r.problems.join("; ")));
+            }
+            let _ = writeln!(md, "\n- {}: {}", r.label, notes.join("; "));
+        }
+    }
+}
+
+fn ratios(md: &mut String, runs: &[&RunReport]) {
+    let Some(ours) = runs
+        .iter()
+        .find(|r| r.label == "ssegate" && r.aborted.is_none())
+    else {
+        return;
+    };
+    let ours = Row { r: ours };
+    let peers: Vec<Row> = runs
+        .iter()
+        .filter(|r| r.label != "ssegate")
+        .map(|r| Row { r })
+        .collect();
+    if peers.is_empty() {
+        return;
+    }
+    md.push_str("\nssegate / peer (below 1: ssegate is cheaper or faster):\n\n");
+    let idle = ours.r.publish.is_none();
+    if idle {
+        md.push_str("| peer | RSS per connection |\n|---|---|\n");
+    } else {
+        md.push_str(
+            "| peer | CPU per delivery | p99 latency | RSS per connection |\n|---|---|---|---|\n",
+        );
+    }
+    for p in peers {
+        if p.aborted() {
+            let _ = writeln!(md, "| {} | (peer run aborted) | | |", p.r.label);
+            continue;
+        }
+        if idle {
+            let _ = writeln!(
+                md,
+                "| {} | {} |",
+                p.r.label,
+                ratio(ours.rss_conn(), p.rss_conn())
+            );
+            continue;
+        }
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            p.r.label,
+            ratio(ours.cpu_us(), p.cpu_us()),
+            ratio(ours.p99(), p.p99()),
+            ratio(ours.rss_conn(), p.rss_conn()),
+        );
+    }
+}
+
+type ByCase<'a> = BTreeMap<String, Vec<&'a RunReport>>;
+
+fn find<'a>(by_case: &ByCase<'a>, case: &str, label: &str) -> Option<&'a RunReport> {
+    by_case
+        .get(case)?
+        .iter()
+        .find(|r| r.label == label && r.aborted.is_none())
+        .copied()
+}
+
+/// How to read one measure from a result.
+type Measure<'a> = &'a dyn Fn(&RunReport) -> Option<f64>;
+
+/// How to show it.
+type Show<'a> = &'a dyn Fn(f64) -> String;
+
+/// One line of the goals table: a measure of one case.
+struct GoalLine<'a> {
+    goal: &'a str,
+    case: &'a str,
+    measure: &'a str,
+    value: Measure<'a>,
+    show: Show<'a>,
+}
+
+/// Writes a goals-table line with the measure for every target.
+fn goal_line(md: &mut String, by_case: &ByCase<'_>, labels: &[String], line: &GoalLine<'_>) {
+    let Some(list) = by_case.get(line.case) else {
+        return;
+    };
+    let mut cells = Vec::new();
+    for l in labels {
+        let cell = match find(by_case, line.case, l).and_then(line.value) {
+            Some(v) => (line.show)(v),
+            None if list.iter().any(|r| &r.label == l) => "aborted".into(),
+            None => "–".into(),
+        };
+        cells.push(cell);
+    }
+    let ours = find(by_case, line.case, "ssegate").and_then(line.value);
+    let nchan = find(by_case, line.case, "nchan").and_then(line.value);
+    let r = match (ours, nchan) {
+        (Some(a), Some(b)) => ratio(a, b),
+        _ => "–".into(),
+    };
+    let _ = writeln!(
+        md,
+        "| {} | {} | {} | {} | {r} |",
+        line.goal,
+        describe_short(list[0]),
+        line.measure,
+        cells.join(" | ")
+    );
+}
+
+fn describe_short(r: &RunReport) -> String {
+    let p = &r.params;
+    if r.scenario == "idle" {
+        format!(
+            "{} idle, {}{}",
+            p.subscribers,
+            r.proto,
+            if r.tls { "+TLS" } else { "" }
+        )
+    } else {
+        format!("{} subs / {} ch @ {}/s", p.subscribers, p.channels, p.rate)
+    }
+}
+
+fn goals(md: &mut String, by_case: &ByCase<'_>) {
+    let mut labels: Vec<String> = by_case
+        .values()
+        .flatten()
+        .map(|r| r.label.clone())
+        .collect();
+    labels.sort_by_key(|l| rank(l));
+    labels.dedup();
+    md.push_str("## Goals at a glance\n\n");
+    let _ = writeln!(
+        md,
+        "| goal | case | measure | {} | ssegate / nchan |",
+        labels.join(" | ")
+    );
+    let _ = writeln!(md, "|---|---|---|{}---|", "---|".repeat(labels.len()));
+    let lost = |r: &RunReport| Some(r.delivery.lost as f64);
+    let dups = |r: &RunReport| Some((r.delivery.duplicates + r.delivery.out_of_order) as f64);
+    let p99 = |r: &RunReport| (r.latency_scheduled.count > 0).then_some(r.latency_scheduled.p99_ms);
+    let cpu = |r: &RunReport| {
+        r.server
+            .as_ref()
+            .map(|s| s.cpu_per_delivery_us)
+            .filter(|v| *v >= 0.0)
+    };
+    let mem = |r: &RunReport| r.server.as_ref().map(|s| s.rss_per_conn_kib);
+    let rate = |r: &RunReport| {
+        r.publish
+            .as_ref()
+            .map(|p| p.achieved_accept_rate / p.offered_rate * 100.0)
+    };
+    let int = |v: f64| format!("{v:.0}");
+    let ms = |v: f64| format!("{v:.1} ms");
+    let us = |v: f64| format!("{v:.2} µs");
+    let kib = |v: f64| format!("{v:.1} KiB");
+    let pct = |v: f64| format!("{v:.0}%");
+    let table: [(&str, &str, &str, Measure<'_>, Show<'_>); 19] = [
+        ("1", "fanout-base", "events lost", &lost, &int),
+        ("1", "fanout-base", "server CPU per delivery", &cpu, &us),
+        (
+            "1",
+            "fanout-base",
+            "p99 latency from scheduled send",
+            &p99,
+            &ms,
+        ),
+        ("2", "fanout-mid", "accepted rate / offered", &rate, &pct),
+        (
+            "2",
+            "fanout-mid",
+            "p99 latency from scheduled send",
+            &p99,
+            &ms,
+        ),
+        ("2", "fanout-high", "accepted rate / offered", &rate, &pct),
+        (
+            "2",
+            "fanout-high",
+            "p99 latency from scheduled send",
+            &p99,
+            &ms,
+        ),
+        ("3", "channels", "events lost", &lost, &int),
+        (
+            "3",
+            "channels",
+            "p99 latency from scheduled send",
+            &p99,
+            &ms,
+        ),
+        ("4", "idle-h1", "server RSS per idle connection", &mem, &kib),
+        (
+            "4",
+            "idle-h2tls",
+            "server RSS per idle connection",
+            &mem,
+            &kib,
+        ),
+        ("5", "fanout-small", "server CPU per delivery", &cpu, &us),
+        ("5", "fanout-small", "server RSS per connection", &mem, &kib),
+        ("5", "fanout-base", "server RSS per connection", &mem, &kib),
+        ("5", "fanout-large", "server CPU per delivery", &cpu, &us),
+        ("5", "fanout-large", "server RSS per connection", &mem, &kib),
+        ("6", "churn", "events lost", &lost, &int),
+        ("6", "churn", "duplicates + out of order", &dups, &int),
+        ("6", "slow", "events lost by the readers", &lost, &int),
+    ];
+    for (goal, case, measure, value, show) in table {
+        let line = GoalLine {
+            goal,
+            case,
+            measure,
+            value,
+            show,
+        };
+        goal_line(md, by_case, &labels, &line);
+    }
+    md.push('\n');
+}
+
+/// Writes the report for the results in `dir` to `out`.
+pub fn write(dir: &Path, out: &Path, mode: &str, title: Option<&str>) -> Result<(), String> {
+    let runs = load(dir)?;
+    if runs.is_empty() {
+        return Err(format!("no results in {}", dir.display()));
+    }
+    let mut by_case: ByCase<'_> = BTreeMap::new();
+    for r in &runs {
+        by_case.entry(r.case.clone()).or_default().push(r);
+    }
+    for list in by_case.values_mut() {
+        list.sort_by_key(|r| rank(&r.label));
+    }
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# {}\n",
+        title.unwrap_or("Performance: ssegate side by side with nchan, Pushpin and Node")
+    );
+    let _ = writeln!(
+        md,
+        "Measured by `loadtest/compare.sh{}` in one run: each server started in turn on \
+         loopback, the same scenarios against each, the load generator (`loadtest/`) on the \
+         same two cores. Only ratios within this run mean something; absolute numbers move \
+         with the machine. Regenerate with the command in the last section.\n",
+        if mode == "quick" { " --quick" } else { "" }
+    );
+    let _ = writeln!(
+        md,
+        "How to read it:\n\n\
+         - Latency is counted from each event's *scheduled* send time, fixed before the run \
+         (no coordinated omission: a server that falls behind, or slows its publisher \
+         down, shows up here); p99 from the actual send is given too. The subscribers and \
+         the server share the machine's two cores, so latency includes the load \
+         generator's own queueing, the same for every server.\n\
+         - *Lost* counts events a reading subscriber never got; *dups* and *out-of-order* \
+         are counted per subscriber. A publish the server did not confirm is neither \
+         expected nor lost. *Sent / offered* below the offered rate means the server's \
+         publish endpoint could not take the schedule before its deadline.\n\
+         - Server CPU is `utime+stime` of the server's processes and their children from \
+         the first event to the end of the drain, divided by the deliveries (data events \
+         received). On loopback it includes the kernel's TCP send *and* receive path, which \
+         runs in the sender's context. RSS per connection is (RSS with the subscribers \
+         connected, or once stable when idle − RSS before) / connections; each case runs \
+         on a freshly started server.\n\
+         - *Other processes* is the CPU that everything else on the machine (builds, test \
+         suites) used during the measurement, in % of one core; above 10% the run is \
+         marked noisy and its latency is not comparable.\n\
+         - Pushpin runs with `PUSHPIN_TUNED=1` (its delivery rate limiter off, as its start \
+         script offers). Its publish port closes the connection after each answer and \
+         reorders concurrent publishes under load, so it is published to one request at a \
+         time (a slow answer then delays the next send, which the latency from the \
+         scheduled time counts); the others get up to 8 pipelined publishes per \
+         connection.\n"
+    );
+    let machine = std::fs::read_to_string(dir.join("machine.txt")).unwrap_or_default();
+    if !machine.is_empty() {
+        md.push_str("## Machine\n\n```\n");
+        md.push_str(machine.trim_end());
+        md.push_str("\n```\n\n");
+    }
+    goals(&mut md, &by_case);
+    md.push_str("## Results\n\n");
+    let mut seen = Vec::new();
+    for (case, heading) in CASES {
+        if let Some(list) = by_case.get(case) {
+            seen.push(case.to_string());
+            let _ = writeln!(md, "### {heading} (`{case}`)\n\n{}.\n", describe(list[0]));
+            case_table(&mut md, list);
+            ratios(&mut md, list);
+            md.push('\n');
+        }
+    }
+    for (case, list) in &by_case {
+        if seen.contains(case) {
+            continue;
+        }
+        let _ = writeln!(md, "### `{case}`\n\n{}.\n", describe(list[0]));
+        case_table(&mut md, list);
+        ratios(&mut md, list);
+        md.push('\n');
+    }
+    let notes = std::fs::read_to_string(dir.join("notes.md")).unwrap_or_default();
+    if !notes.is_empty() {
+        md.push_str(notes.trim_end());
+        md.push_str("\n\n");
+    }
+    let commands = std::fs::read_to_string(dir.join("commands.txt")).unwrap_or_default();
+    if !commands.is_empty() {
+        md.push_str("## Commands\n\nExactly what ran, in order:\n\n```sh\n");
+        md.push_str(commands.trim_end());
+        md.push_str("\n```\n");
+    }
+    std::fs::write(out, md).map_err(|e| format!("{}: {e}", out.display()))
+}
