@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use ::http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Uri, Version};
 use bytes::Bytes;
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Either};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::ApiError;
@@ -132,71 +132,84 @@ fn classify(buf: &[u8], max_headers: usize) -> Option<Head> {
     })
 }
 
-/// Serves one `GET /events…` whose head has been read. `pipelined` is true when more
-/// bytes followed the head.
-pub async fn serve_events<S: AsyncRead + AsyncWrite + Unpin>(
+/// What [`prepare`] decided. Lives only until it is matched; the body moves straight
+/// into [`stream`], so boxing it would only add an allocation per stream.
+#[allow(clippy::large_enum_variant)]
+pub enum Prepared {
+    /// Stream `body` after writing `head` (the response head).
+    Stream {
+        /// The response head, ready to write.
+        head: Vec<u8>,
+        /// The subscriber's body.
+        body: SseBody,
+    },
+    /// An error was answered (or the connection failed); nothing to stream.
+    Answered(After),
+}
+
+/// Opens the stream for one `GET /events…` whose head has been read, or answers its
+/// error. `pipelined` is true when more bytes followed the head. Kept apart from
+/// [`stream`] so the long-lived streaming state does not carry this one's size.
+pub async fn prepare<S: AsyncWrite + Unpin>(
     io: &mut S,
     shared: &Shared,
     conn: &Arc<ConnState>,
     uri: Uri,
     headers: HeaderMap,
     pipelined: bool,
-) -> After {
+) -> Prepared {
+    let answer = |result: io::Result<()>| {
+        Prepared::Answered(match result {
+            Ok(()) => After::KeepAlive,
+            Err(_) => After::Close,
+        })
+    };
     if pipelined {
         let refusal = ApiError::bad_request(
             "pipelining_refused",
             "requests pipelined behind an event stream cannot be answered; send them on another connection",
         );
         let _ = write_whole(io, routes::error_response(shared, refusal), false).await;
-        return After::Close;
+        return Prepared::Answered(After::Close);
     }
     let config = shared.config();
     let origin = match crate::cors::check(&config.cors, &headers) {
         Ok(origin) => origin,
-        Err(e) => {
-            return match write_whole(io, routes::error_response(shared, e), true).await {
-                Ok(()) => After::KeepAlive,
-                Err(_) => After::Close,
-            }
-        }
+        Err(e) => return answer(write_whole(io, routes::error_response(shared, e), true).await),
     };
-    let subscribed =
-        routes::subscribe(shared, conn, &uri, &headers, Version::HTTP_11).map(|mut response| {
-            if let Some(origin) = &origin {
-                crate::cors::decorate(&config.cors, origin, response.headers_mut());
-            }
-            response
-        });
-    // The request is done with: an idle stream should not keep its head for hours.
+    let subscribed = routes::subscribe(shared, conn, &uri, &headers, Version::HTTP_11);
     drop((uri, headers));
-    let response = match subscribed {
-        Ok(r) => r,
-        Err(e) => {
-            let mut answer = routes::error_response(shared, e);
-            if let Some(origin) = &origin {
-                crate::cors::decorate(&config.cors, origin, answer.headers_mut());
-            }
-            return match write_whole(io, answer, true).await {
-                Ok(()) => After::KeepAlive,
-                Err(_) => After::Close,
-            };
-        }
+    let mut response = match subscribed {
+        Ok(response) => response.map(Either::Right),
+        Err(e) => routes::error_response(shared, e),
     };
-    drop(config);
-    stream(io, response).await
+    if let Some(origin) = &origin {
+        crate::cors::decorate(&config.cors, origin, response.headers_mut());
+    }
+    let (parts, body) = response.into_parts();
+    match body {
+        Either::Right(body) => {
+            let mut head = status_line(parts.status);
+            for (name, value) in &parts.headers {
+                push_header(&mut head, name.as_str(), value.as_bytes());
+            }
+            head.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+            Prepared::Stream { head, body }
+        }
+        Either::Left(whole) => {
+            let whole = Response::from_parts(parts, Either::Left(whole));
+            answer(write_whole(io, whole, true).await)
+        }
+    }
 }
 
-async fn stream<S: AsyncRead + AsyncWrite + Unpin>(
+/// Writes `head`, then every frame of `body` as a chunk, until the gateway ends the
+/// stream (terminating chunk: the connection may be kept alive) or the client goes.
+pub async fn stream<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut S,
-    response: Response<SseBody>,
+    head: Vec<u8>,
+    mut body: SseBody,
 ) -> After {
-    let (parts, mut body) = response.into_parts();
-    let mut head = status_line(parts.status);
-    for (name, value) in &parts.headers {
-        push_header(&mut head, name.as_str(), value.as_bytes());
-    }
-    head.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
-    drop(parts);
     if io.write_all(&head).await.is_err() {
         return After::Close;
     }

@@ -21,7 +21,7 @@ use crate::config::{Config, Routes};
 use crate::conn_io::{GuardedIo, Prefixed};
 use crate::conn_limits::{ConnectionLimiter, Permit, Refusal};
 use crate::http;
-use crate::lean_h1::{self, After, Head};
+use crate::lean_h1::{self, After, Head, Prepared};
 use crate::state::{ConnState, Shared};
 
 /// Connections beyond the cap that are still answered (503/429) rather than closed
@@ -239,13 +239,15 @@ async fn serve_plain(
     loop {
         let mut buf = Vec::with_capacity(1024);
         let limits = &config.limits;
+        // The head reads and the answers other than a stream are boxed: the task's
+        // future is as large as its largest state, and it should be the idle stream's.
         let head = if first {
-            lean_h1::read_head(
+            Box::pin(lean_h1::read_head(
                 &mut io,
                 &mut buf,
                 limits.max_header_bytes,
                 limits.max_headers,
-            )
+            ))
             .await
         } else {
             // Between requests on a kept-alive connection the same bound applies as
@@ -256,7 +258,7 @@ async fn serve_plain(
                 limits.max_header_bytes,
                 limits.max_headers,
             );
-            match tokio::time::timeout(limits.header_read_timeout, read).await {
+            match Box::pin(tokio::time::timeout(limits.header_read_timeout, read)).await {
                 Ok(head) => head,
                 Err(_) => return,
             }
@@ -284,8 +286,14 @@ async fn serve_plain(
                     .store(true, std::sync::atomic::Ordering::Release);
                 let pipelined = buf.len() > consumed;
                 drop(buf);
-                let after =
-                    lean_h1::serve_events(&mut io, &shared, &conn, uri, headers, pipelined).await;
+                let prepared = Box::pin(lean_h1::prepare(
+                    &mut io, &shared, &conn, uri, headers, pipelined,
+                ))
+                .await;
+                let after = match prepared {
+                    Prepared::Stream { head, body } => lean_h1::stream(&mut io, head, body).await,
+                    Prepared::Answered(after) => after,
+                };
                 if matches!(after, After::Close) || !keep_alive || *context.shutdown.borrow() {
                     return;
                 }
