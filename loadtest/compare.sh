@@ -2,12 +2,15 @@
 # Runs the same scenarios against ssegate and each peer (nginx+nchan, Pushpin, the Node
 # baseline) in one run, on loopback, and writes docs/PERFORMANCE.md from the results.
 #
-#   loadtest/compare.sh            the full goals (about 25 minutes)
-#   loadtest/compare.sh --quick    small N, short runs (about 4 minutes, plus the build)
+#   loadtest/compare.sh            the full goals (about 25 minutes, plus the build)
+#   loadtest/compare.sh --quick    small N, short runs (about 5 minutes, plus the build)
 #
 # Options:
 #   --only "ssegate nchan"   run these targets only (ssegate nchan nchan-2w pushpin-tuned node;
-#                            nchan-2w is nchan with NCHAN_WORKERS=2, as its start script offers)
+#                            nchan-2w is nchan with NCHAN_WORKERS=2, as its start script offers;
+#                            --quick leaves it out by default)
+#   QUIET_WAIT=S             before each case, wait up to S seconds for other work on the
+#                            machine to stop (full: 30, quick: 0)
 #   --out DIR                where the JSON results go (default /tmp/loadtest-compare-<time>)
 #   --doc FILE               the report to write (default docs/PERFORMANCE.md; "-" for none)
 #
@@ -22,8 +25,9 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 PEERS="${PEERS_DIR:-$(cd "$ROOT/.." && pwd)/shared/peers}"
 [ -d "$PEERS" ] || PEERS=/work/shared/peers
+ARGS="$*"
 MODE=full
-ONLY="ssegate nchan nchan-2w pushpin-tuned node"
+ONLY=""
 OUT=""
 DOC="$ROOT/docs/PERFORMANCE.md"
 while [ $# -gt 0 ]; do
@@ -32,19 +36,24 @@ while [ $# -gt 0 ]; do
     --only) ONLY="$2"; shift ;;
     --out) OUT="$2"; shift ;;
     --doc) DOC="$2"; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
+# --quick leaves nchan-2w out, to stay within a few minutes.
+if [ -z "$ONLY" ]; then
+  if [ "$MODE" = quick ]; then ONLY="ssegate nchan pushpin-tuned node"; else ONLY="ssegate nchan nchan-2w pushpin-tuned node"; fi
+fi
 OUT="${OUT:-/tmp/loadtest-compare-$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
 LOG="$OUT/compare.log"
 COMMANDS="$OUT/commands.txt"
 # A second invocation into the same --out (e.g. one more target) adds to the record.
 if [ -s "$COMMANDS" ]; then
-  echo "# --- $(date -u '+%H:%M:%S UTC'): compare.sh $MODE --only \"$ONLY\" into the same directory" >> "$COMMANDS"
+  echo "# --- $(date -u '+%H:%M:%S UTC'): a second invocation into the same directory" >> "$COMMANDS"
 fi
+echo "# loadtest/compare.sh $ARGS    (it ran each of the following)" >> "$COMMANDS"
 say() { echo "compare: $*" | tee -a "$LOG" >&2; }
 
 ulimit -n "$(ulimit -Hn)"   # 20000 here: the hard limit, which cannot be raised
@@ -157,7 +166,7 @@ fi
 # Other work on the machine (builds, test suites) distorts every number. Before each
 # case, wait (at most QUIET_WAIT seconds) until the machine is nearly idle; each result
 # records how much CPU other processes took anyway, and the report flags noisy runs.
-QUIET_WAIT="${QUIET_WAIT:-$([ "$MODE" = quick ] && echo 5 || echo 30)}"
+QUIET_WAIT="${QUIET_WAIT:-$([ "$MODE" = quick ] && echo 0 || echo 30)}"
 busy_percent() {  # CPU used by everything over one second, in % of one core
   local a b
   a=$(awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat)
@@ -166,6 +175,7 @@ busy_percent() {  # CPU used by everything over one second, in % of one core
   echo "$a $b" | awk '{printf "%d", ($3-$1)}'   # ticks per second = % of one core
 }
 wait_quiet() {
+  [ "$QUIET_WAIT" -gt 0 ] || return 0
   local waited=0 busy
   busy=$(busy_percent)
   while [ "$busy" -gt 15 ] && [ "$waited" -lt "$QUIET_WAIT" ]; do
