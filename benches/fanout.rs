@@ -154,7 +154,7 @@ impl Rig {
     fn subscribe(&self) -> Subscription {
         let (sub, _start) = self
             .hub
-            .subscribe(&[CHANNEL.to_owned()], ResumeFrom::Head)
+            .subscribe(&[CHANNEL.into()], ResumeFrom::Head)
             .expect("within the channel limit");
         sub
     }

@@ -97,15 +97,8 @@ fn preflight<B>(shared: &Shared, req: &Request<B>) -> Result<Response<ResponseBo
 /// The token a subscriber sent: `Authorization: Bearer`, the token query parameter,
 /// or the configured cookie, in that order.
 fn subscriber_token(config: &Config, uri: &http::Uri, headers: &http::HeaderMap) -> Option<String> {
-    if let Some(bearer) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-    {
-        return Some(bearer.trim().to_string());
+    if let Some(bearer) = auth::bearer(headers) {
+        return Some(bearer.to_string());
     }
     let from_query = uri.query().and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
@@ -192,7 +185,6 @@ fn authorize_publisher(shared: &Shared, headers: &http::HeaderMap) -> Result<Pub
 /// Answers every request of a connection that was over a connection cap: 503 (total)
 /// or 429 (per IP), with `Retry-After`, and closes it.
 pub async fn refuse(
-    shared: Arc<Shared>,
     conn: Arc<ConnState>,
     refusal: Refusal,
     _req: Request<Incoming>,
@@ -227,7 +219,6 @@ pub async fn refuse(
     let headers = response.headers_mut();
     headers.insert(header::RETRY_AFTER, HeaderValue::from(5u32));
     headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    let _ = shared;
     Ok(response)
 }
 
@@ -315,8 +306,7 @@ pub fn subscribe(
             )
         });
     };
-    let names: Vec<String> = channels.iter().map(|c| c.to_string()).collect();
-    let (mut subscription, start) = shared.hub.subscribe(&names, resume).map_err(|full| {
+    let (mut subscription, start) = shared.hub.subscribe(&channels, resume).map_err(|full| {
         ApiError::unavailable(
             "channel_limit",
             format!(

@@ -343,8 +343,7 @@ async fn serve<S>(
     let info = conn.clone();
     let metrics = shared.metrics.clone();
     if let Some(refusal) = refusal {
-        let service =
-            service_fn(move |req| http::refuse(shared.clone(), info.clone(), refusal, req));
+        let service = service_fn(move |req| http::refuse(info.clone(), refusal, req));
         let connection = builder.serve_connection(TokioIo::new(io), service);
         let _ = tokio::time::timeout(REFUSAL_TIMEOUT, connection).await;
         return;

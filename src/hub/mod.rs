@@ -135,13 +135,12 @@ impl Hub {
         Ok(())
     }
 
-    fn new_channel(&self, name: &str) -> Arc<Channel> {
-        let name: Arc<str> = Arc::from(name);
+    fn new_channel(&self, name: &Arc<str>) -> Arc<Channel> {
         let ring = Ring::new(
-            self.history.bounds_for(&name),
+            self.history.bounds_for(name),
             self.dropped_through.load(Ordering::Acquire),
         );
-        Arc::new(Channel::new(name, ring))
+        Arc::new(Channel::new(name.clone(), ring))
     }
 
     /// Appends one frame to each named channel (creating missing ones). The caller holds
@@ -206,25 +205,25 @@ impl Hub {
     /// positions the subscription per `resume`.
     pub fn subscribe(
         self: &Arc<Self>,
-        names: &[String],
+        names: &[Arc<str>],
         resume: ResumeFrom,
     ) -> Result<(Subscription, Start), HubFull> {
         let channels = self.join(names)?;
         Ok(Subscription::start(self.clone(), channels.into(), resume))
     }
 
-    fn join(&self, names: &[String]) -> Result<Vec<Arc<Channel>>, HubFull> {
+    fn join(&self, names: &[Arc<str>]) -> Result<Vec<Arc<Channel>>, HubFull> {
         let mut joined = Vec::with_capacity(names.len());
         let mut missing = Vec::new();
         {
             let map = self.channels.read();
             for n in names {
-                match map.get(n.as_str()) {
+                match map.get(n) {
                     Some(ch) => {
                         ch.subscribers.fetch_add(1, Ordering::Relaxed);
                         joined.push(ch.clone());
                     }
-                    None => missing.push(n.as_str()),
+                    None => missing.push(n),
                 }
             }
         }
@@ -240,7 +239,7 @@ impl Hub {
             }
             for n in missing {
                 let ch = map
-                    .entry(Arc::from(n))
+                    .entry(n.clone())
                     .or_insert_with(|| self.new_channel(n))
                     .clone();
                 ch.subscribers.fetch_add(1, Ordering::Relaxed);
