@@ -182,15 +182,6 @@ impl SseBody {
             })
             .collect();
         let now = Instant::now();
-        let aged = settings.max_age.map(|age| (now + age, CloseReason::MaxAge));
-        let expiry = settings
-            .expires_at
-            .map(|at| (at, CloseReason::TokenExpired));
-        let (end_at, end_reason) = match (aged, expiry) {
-            (Some(a), Some(e)) => Some(if e.0 <= a.0 { e } else { a }),
-            (a, e) => a.or(e),
-        }
-        .map_or((None, CloseReason::MaxAge), |(at, r)| (Some(at), r));
         let mut body = SseBody {
             last_id_sent: subscription.position().seq,
             subscription,
@@ -198,8 +189,8 @@ impl SseBody {
             wakeups,
             timer: Box::pin(tokio::time::sleep_until(now + settings.heartbeat)),
             last_write: now,
-            end_at,
-            end_reason,
+            end_at: None,
+            end_reason: CloseReason::MaxAge,
             drain_seen: false,
             phase: Phase::Live,
             settings,
@@ -209,9 +200,23 @@ impl SseBody {
                 ended_by: None,
             },
         };
+        if let Some(age) = settings.max_age {
+            body.end_by(now + age, CloseReason::MaxAge);
+        }
+        if let Some(at) = settings.expires_at {
+            body.end_by(at, CloseReason::TokenExpired);
+        }
         body.check_drain();
         body.reset_timer();
         body
+    }
+
+    /// Ends the stream at `at` for `reason`, unless an earlier end is already set.
+    fn end_by(&mut self, at: Instant, reason: CloseReason) {
+        if self.end_at.is_none_or(|end| at < end) {
+            self.end_at = Some(at);
+            self.end_reason = reason;
+        }
     }
 
     fn arm(&mut self) {
@@ -240,10 +245,7 @@ impl SseBody {
         }
         self.drain_seen = true;
         if let Some(at) = self.open.context.drain.stream_end() {
-            if self.end_at.is_none_or(|end| at < end) {
-                self.end_at = Some(at);
-                self.end_reason = CloseReason::Shutdown;
-            }
+            self.end_by(at, CloseReason::Shutdown);
             self.reset_timer();
         }
     }
