@@ -41,11 +41,7 @@ pub struct StreamRecord {
 impl StreamRecord {
     /// Events and bytes waiting for this stream.
     pub fn lag(&self) -> (usize, u64) {
-        let position = self.position.load(Ordering::Relaxed);
-        self.channels
-            .iter()
-            .map(|c| c.pending_after(position))
-            .fold((0, 0), |(e, b), (ce, cb)| (e + ce, b + cb))
+        crate::hub::pending_after(&self.channels, self.position.load(Ordering::Relaxed))
     }
 }
 

@@ -318,6 +318,14 @@ impl Hub {
     }
 }
 
+/// Events and bytes waiting after `position` over `channels` (a subscriber's lag).
+pub fn pending_after(channels: &[Arc<Channel>], position: u64) -> (usize, u64) {
+    channels
+        .iter()
+        .map(|c| c.pending_after(position))
+        .fold((0, 0), |(e, b), (ce, cb)| (e + ce, b + cb))
+}
+
 fn leave(channels: &[Arc<Channel>]) {
     for ch in channels {
         ch.subscribers.fetch_sub(1, Ordering::Relaxed);

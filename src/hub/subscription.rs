@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-use super::{leave, Channel, Frame, Hub, ResyncReason};
+use super::{leave, pending_after, Channel, Frame, Hub, ResyncReason};
 use crate::event_id::EventId;
 
 /// Where a new subscription starts.
@@ -232,15 +232,11 @@ impl Subscription {
 }
 
 impl Subscription {
-    /// True when what waits after `after` (the end of the batch being taken) exceeds the lag bounds. Only asked when a
-    /// collect could not take everything, so a subscriber that keeps up never pays it.
+    /// True when what waits after `after` (the end of the batch being taken) exceeds
+    /// the lag bounds. Only asked when a collect could not take everything, so a
+    /// subscriber that keeps up never pays it.
     fn is_over_lag_bounds(&self, after: u64) -> bool {
-        let (mut events, mut bytes) = (0usize, 0u64);
-        for ch in self.channels.iter() {
-            let (e, b) = ch.ring.lock().pending_after(after);
-            events += e;
-            bytes += b;
-        }
+        let (events, bytes) = pending_after(&self.channels, after);
         events > self.lag.max_events || bytes > self.lag.max_bytes
     }
 }
