@@ -339,8 +339,10 @@ impl Body for SseBody {
             let hot = &this.open.context.metrics.hot;
             let replay_through = this.open.context.replay_through;
             let mut replayed = 0u64;
-            let now = std::time::Instant::now();
+            // The clock is read only when a frame is taken: most polls find nothing.
+            let mut now = None;
             let observe = |seq: u64, accepted: std::time::Instant| {
+                let now = *now.get_or_insert_with(std::time::Instant::now);
                 hot.lag(now.saturating_duration_since(accepted).as_secs_f64());
                 replayed += u64::from(seq <= replay_through);
             };
