@@ -15,11 +15,10 @@
 //! connection closed (a stream never ends on its own, so what follows it could never
 //! be answered); a client that closes is noticed by reading while streaming.
 
-use std::io::{self, IoSlice};
+use std::io;
 use std::sync::Arc;
 
 use ::http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Uri, Version};
-use bytes::Bytes;
 use http_body_util::{BodyExt, Either};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -214,14 +213,17 @@ pub async fn stream<S: AsyncRead + AsyncWrite + Unpin>(
         return After::Close;
     }
     drop(head);
+    // The body hands out whole chunks; an event's chunk is built once and shared by
+    // every subscriber, so each delivery is one plain write of one buffer.
+    body.frame_as_chunks();
     let mut probe = [0u8; 16];
     loop {
         tokio::select! {
             biased;
             frame = body.frame() => match frame {
                 Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        if !data.is_empty() && write_chunk(io, &data).await.is_err() {
+                    if let Ok(chunk) = frame.into_data() {
+                        if io.write_all(&chunk).await.is_err() {
                             return After::Close;
                         }
                     }
@@ -238,25 +240,6 @@ pub async fn stream<S: AsyncRead + AsyncWrite + Unpin>(
             _ = io.read(&mut probe) => return After::Close,
         }
     }
-}
-
-/// One chunk: size line, data, CRLF, in one vectored write when the socket allows.
-async fn write_chunk<S: AsyncWrite + Unpin>(io: &mut S, data: &Bytes) -> io::Result<()> {
-    let size = format!("{:x}\r\n", data.len());
-    let mut slices = [
-        IoSlice::new(size.as_bytes()),
-        IoSlice::new(data),
-        IoSlice::new(b"\r\n"),
-    ];
-    let mut rest: &mut [IoSlice<'_>] = &mut slices;
-    while !rest.is_empty() {
-        let n = io.write_vectored(rest).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut rest, n);
-    }
-    Ok(())
 }
 
 /// Writes a whole (non-streaming) response with its content length.

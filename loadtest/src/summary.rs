@@ -22,10 +22,14 @@ const ORDER: [&str; 6] = [
 
 /// The case names `compare.sh` uses, in report order, with the goal each serves (the
 /// sizes come from the results: `--quick` runs the same cases smaller).
-const CASES: [(&str, &str); 11] = [
+const CASES: [(&str, &str); 12] = [
     ("fanout-base", "Goal 1: fan-out"),
     ("fanout-mid", "Goal 2: fan-out at a higher rate"),
     ("fanout-high", "Goal 2: fan-out at the highest rate"),
+    (
+        "fanout-ceiling",
+        "Goal 2: where the ceiling is (ssegate only: the peers fall behind at the rates above)",
+    ),
     ("channels", "Goal 3: many channels"),
     ("idle-h1", "Goal 4: idle connections, plain HTTP/1.1"),
     (
@@ -422,7 +426,7 @@ fn goals(md: &mut String, by_case: &ByCase<'_>) {
     let us = |v: f64| format!("{v:.2} µs");
     let kib = |v: f64| format!("{v:.1} KiB");
     let pct = |v: f64| format!("{v:.0}%");
-    let table: [(&str, &str, &str, Measure<'_>, Show<'_>); 19] = [
+    let table: [(&str, &str, &str, Measure<'_>, Show<'_>); 21] = [
         ("1", "fanout-base", "events lost", &lost, &int),
         ("1", "fanout-base", "server CPU per delivery", &cpu, &us),
         (
@@ -444,6 +448,20 @@ fn goals(md: &mut String, by_case: &ByCase<'_>) {
         (
             "2",
             "fanout-high",
+            "p99 latency from scheduled send",
+            &p99,
+            &ms,
+        ),
+        (
+            "2",
+            "fanout-ceiling",
+            "accepted rate / offered",
+            &rate,
+            &pct,
+        ),
+        (
+            "2",
+            "fanout-ceiling",
             "p99 latency from scheduled send",
             &p99,
             &ms,

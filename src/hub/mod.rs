@@ -25,7 +25,7 @@ use crate::event_id::EventId;
 
 pub use channel::Channel;
 pub use ring::{Frame, Ring};
-pub use subscription::{Collected, LagBounds, ResumeFrom, Start, Subscription};
+pub use subscription::{Collected, Framing, LagBounds, ResumeFrom, Start, Subscription};
 
 /// Why a subscriber is told to resync instead of getting a seamless stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,13 +155,9 @@ impl Hub {
         exclude: Option<&Arc<str>>,
         touched: &mut Vec<Arc<Channel>>,
     ) {
+        let framed = Frame::new(seq, bytes, accepted_at, exclude.cloned());
         for name in names {
-            let frame = Frame {
-                seq,
-                bytes: bytes.clone(),
-                accepted_at,
-                exclude: exclude.cloned(),
-            };
+            let frame = framed.clone();
             // The map lock is held across the ring push so the sweeper cannot drop the
             // channel between lookup and append.
             {

@@ -19,10 +19,34 @@ pub struct Frame {
     pub seq: u64,
     /// The SSE bytes: `id:`, `event:`, `data:` lines and the blank line.
     pub bytes: Bytes,
+    /// The same bytes framed as one HTTP/1.1 chunk, for lean streams to write as they
+    /// are; `bytes` is a slice of it (see [`Frame::new`]), so they cost no extra memory.
+    pub chunk: Bytes,
     /// When the broker accepted the event.
     pub accepted_at: Instant,
     /// Subscribers whose token has this subject skip the event (`exclude_subject`).
     pub exclude: Option<Arc<str>>,
+}
+
+impl Frame {
+    /// A frame of the SSE bytes `sse`, framed once as a chunk (one copy per event,
+    /// shared by every channel and subscriber it goes to).
+    pub fn new(seq: u64, sse: &[u8], accepted_at: Instant, exclude: Option<Arc<str>>) -> Frame {
+        let chunk = crate::sse::chunked::chunk(sse);
+        let start = crate::sse::chunked::data_offset(sse.len());
+        let bytes = if sse.is_empty() {
+            Bytes::new()
+        } else {
+            chunk.slice(start..start + sse.len())
+        };
+        Frame {
+            seq,
+            bytes,
+            chunk,
+            accepted_at,
+            exclude,
+        }
+    }
 }
 
 /// The newest frames of one channel, oldest first.
@@ -209,12 +233,15 @@ mod tests {
     }
 
     fn frame(seq: u64, at: Instant) -> Frame {
-        Frame {
-            seq,
-            bytes: Bytes::from(vec![b'x'; 10]),
-            accepted_at: at,
-            exclude: None,
-        }
+        Frame::new(seq, &[b'x'; 10], at, None)
+    }
+
+    #[test]
+    fn a_frame_is_a_slice_of_its_chunk() {
+        let f = Frame::new(7, b"id: 7\ndata: x\n\n", Instant::now(), None);
+        assert_eq!(&f.bytes[..], b"id: 7\ndata: x\n\n");
+        assert_eq!(&f.chunk[..], b"f\r\nid: 7\ndata: x\n\n\r\n");
+        assert_eq!(f.bytes.as_ptr(), f.chunk[3..].as_ptr());
     }
 
     #[test]

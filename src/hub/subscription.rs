@@ -55,6 +55,15 @@ pub enum Collected {
     Nothing,
 }
 
+/// How collected bytes are framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// The SSE bytes as they are (hyper frames them for HTTP/1.1 or HTTP/2).
+    Sse,
+    /// As one HTTP/1.1 chunk, ready for the socket (the lean path).
+    Chunked,
+}
+
 /// How far a subscriber may fall behind before it counts as lagged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LagBounds {
@@ -86,6 +95,7 @@ pub struct Subscription {
     /// The subscriber's token subject: events published with this `exclude_subject`
     /// are passed over.
     subject: Option<Arc<str>>,
+    framing: Framing,
     scratch: Vec<Frame>,
 }
 
@@ -122,6 +132,7 @@ impl Subscription {
             head_at_start: head,
             lag: LagBounds::UNBOUNDED,
             subject: None,
+            framing: Framing::Sse,
             scratch: Vec::new(),
         };
         (sub, start)
@@ -143,6 +154,11 @@ impl Subscription {
     /// Sets the subscriber's token subject (for `exclude_subject`).
     pub fn set_subject(&mut self, subject: Option<Arc<str>>) {
         self.subject = subject;
+    }
+
+    /// Sets how collected bytes are framed.
+    pub fn set_framing(&mut self, framing: Framing) {
+        self.framing = framing;
     }
 
     /// Sets how far this subscriber may fall behind.
@@ -210,15 +226,19 @@ impl Subscription {
         for f in &self.scratch {
             on_frame(f.seq, f.accepted_at);
         }
-        let bytes = match self.scratch.as_slice() {
-            [] => return Collected::Nothing,
-            [one] => one.bytes.clone(),
-            many => {
+        let bytes = match (self.scratch.as_slice(), self.framing) {
+            ([], _) => return Collected::Nothing,
+            ([one], Framing::Sse) => one.bytes.clone(),
+            ([one], Framing::Chunked) => one.chunk.clone(),
+            (many, Framing::Sse) => {
                 let mut buf = BytesMut::with_capacity(many.iter().map(|f| f.bytes.len()).sum());
                 for f in many {
                     buf.extend_from_slice(&f.bytes);
                 }
                 buf.freeze()
+            }
+            (many, Framing::Chunked) => {
+                crate::sse::chunked::chunk_parts(many.iter().map(|f| &f.bytes[..]))
             }
         };
         let collected = Collected::Frames {
@@ -295,6 +315,23 @@ mod tests {
             Collected::Nothing
         ));
         assert_eq!(sub.position().seq, 4);
+    }
+
+    #[test]
+    fn chunked_framing_puts_one_frame_or_one_batch_in_one_chunk() {
+        let hub = hub(100);
+        let (mut sub, _) = hub
+            .subscribe(&["a".into(), "b".into()], ResumeFrom::Head)
+            .unwrap();
+        sub.set_framing(Framing::Chunked);
+        publish(&hub, 1, &["a"]);
+        assert_eq!(text(sub.collect(1 << 20, |_, _| {})), "7\r\nid: 1\n\n\r\n");
+        publish(&hub, 2, &["a"]);
+        publish(&hub, 3, &["a", "b"]);
+        assert_eq!(
+            text(sub.collect(1 << 20, |_, _| {})),
+            "e\r\nid: 2\n\nid: 3\n\n\r\n"
+        );
     }
 
     #[test]

@@ -18,10 +18,10 @@ use prometheus::IntGauge;
 use tokio::sync::futures::OwnedNotified;
 use tokio::time::{Instant, Sleep};
 
-use super::encode;
+use super::{chunked, encode};
 use crate::config::LagPolicy;
 use crate::drain::Drain;
-use crate::hub::{Collected, ResyncReason, Subscription};
+use crate::hub::{Collected, Framing, ResyncReason, Subscription};
 use crate::log_budget::LogBudget;
 use crate::metrics::Metrics;
 use crate::registry::Registration;
@@ -133,6 +133,8 @@ pub struct SseBody {
     /// The highest position the client has been told as an `id:`.
     last_id_sent: u64,
     settings: StreamSettings,
+    /// True when everything is handed out as HTTP/1.1 chunks (the lean path).
+    chunked: bool,
     open: OpenStream,
 }
 
@@ -194,6 +196,7 @@ impl SseBody {
             drain_seen: false,
             phase: Phase::Live,
             settings,
+            chunked: false,
             open: OpenStream {
                 gauge,
                 context,
@@ -209,6 +212,13 @@ impl SseBody {
         body.check_drain();
         body.reset_timer();
         body
+    }
+
+    /// Hands out every frame as an HTTP/1.1 chunk, ready for the socket: the lean path
+    /// writes event frames chunked once per event, with no copy per subscriber.
+    pub fn frame_as_chunks(&mut self) {
+        self.chunked = true;
+        self.subscription.set_framing(Framing::Chunked);
     }
 
     /// Ends the stream at `at` for `reason`, unless an earlier end is already set.
@@ -263,11 +273,15 @@ impl SseBody {
         frames: u64,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let context = &self.open.context;
-        context.metrics.hot.written(frames, bytes.len() as u64);
+        // Counted as SSE bytes, whatever the framing.
+        let sse_bytes = if self.chunked {
+            chunked::data_len(bytes.len())
+        } else {
+            bytes.len()
+        } as u64;
+        context.metrics.hot.written(frames, sse_bytes);
         let record = &context.registration.record;
-        record
-            .bytes_sent
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        record.bytes_sent.fetch_add(sse_bytes, Ordering::Relaxed);
         record
             .position
             .store(self.subscription.position().seq, Ordering::Relaxed);
@@ -277,6 +291,11 @@ impl SseBody {
 
     /// Hands control bytes (preamble, heartbeat, resync, farewell) to the connection.
     fn emit(&mut self, bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let bytes = if self.chunked {
+            chunked::chunk(&bytes)
+        } else {
+            bytes
+        };
         self.emit_frames(bytes, 0)
     }
 

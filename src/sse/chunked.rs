@@ -1,0 +1,82 @@
+//! HTTP/1.1 chunked framing of stream bytes, for the lean path (`lean_h1`).
+//!
+//! Every subscriber of a channel writes the same frame, so the chunk around it (size
+//! line, data, CRLF) is built once, when the event is appended to its ring: a lean
+//! stream then hands the kernel one contiguous buffer per delivery, one `send()` with
+//! no per-subscriber copy. Batches of several frames get one chunk around them all.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Longest chunk-size line: 16 hex digits and CRLF.
+const MAX_SIZE_LINE: usize = 18;
+
+/// Where the data starts in a chunk of `len` data bytes (the size line's length).
+pub fn data_offset(len: usize) -> usize {
+    let digits = if len == 0 {
+        1
+    } else {
+        (usize::BITS - len.leading_zeros()).div_ceil(4) as usize
+    };
+    digits + 2
+}
+
+/// The data length of a chunk `chunk_len` bytes long made by [`chunk`] (0 for none).
+pub fn data_len(chunk_len: usize) -> usize {
+    (1..=16)
+        .map(|digits| chunk_len.saturating_sub(digits + 4))
+        .find(|&len| len > 0 && data_offset(len) + len + 2 == chunk_len)
+        .unwrap_or(0)
+}
+
+/// `data` as one chunk. Empty data stays empty: an empty chunk would end the body.
+pub fn chunk(data: &[u8]) -> Bytes {
+    chunk_parts([data])
+}
+
+/// The concatenation of `parts` as one chunk (empty when they are all empty).
+pub fn chunk_parts<'a, I>(parts: I) -> Bytes
+where
+    I: IntoIterator<Item = &'a [u8]>,
+    I::IntoIter: Clone,
+{
+    let parts = parts.into_iter();
+    let len: usize = parts.clone().map(<[u8]>::len).sum();
+    if len == 0 {
+        return Bytes::new();
+    }
+    let mut buf = BytesMut::with_capacity(len + MAX_SIZE_LINE + 2);
+    buf.put_slice(format!("{len:x}\r\n").as_bytes());
+    for part in parts {
+        buf.put_slice(part);
+    }
+    buf.put_slice(b"\r\n");
+    buf.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_data_as_one_chunk() {
+        assert_eq!(&chunk(b"hello")[..], b"5\r\nhello\r\n");
+        assert_eq!(&chunk(&[b'x'; 26])[..4], b"1a\r\n");
+        assert!(chunk(b"").is_empty());
+        assert_eq!(
+            &chunk_parts([&b"ab"[..], b"", b"cde"])[..],
+            b"5\r\nabcde\r\n"
+        );
+    }
+
+    #[test]
+    fn data_offset_is_the_size_line() {
+        for len in [1usize, 15, 16, 255, 256, 4095, 4096, 65535, 70000] {
+            assert_eq!(data_offset(len), format!("{len:x}\r\n").len(), "{len}");
+        }
+        assert_eq!(data_offset(0), 3);
+        for len in [1usize, 14, 15, 16, 17, 250, 4093, 4094, 4095, 4096, 65536] {
+            assert_eq!(data_len(chunk(&vec![b'x'; len]).len()), len, "{len}");
+        }
+        assert_eq!(data_len(0), 0);
+    }
+}
