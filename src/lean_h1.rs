@@ -135,10 +135,8 @@ fn classify(buf: &[u8], max_headers: usize) -> Option<Head> {
 /// into [`stream`], so boxing it would only add an allocation per stream.
 #[allow(clippy::large_enum_variant)]
 pub enum Prepared {
-    /// Stream `body` after writing `head` (the response head).
+    /// The response head was written: stream `body`.
     Stream {
-        /// The response head, ready to write.
-        head: Vec<u8>,
         /// The subscriber's body.
         body: SseBody,
     },
@@ -146,8 +144,8 @@ pub enum Prepared {
     Answered(After),
 }
 
-/// Opens the stream for one `GET /events…` whose head has been read, or answers its
-/// error. `pipelined` is true when more bytes followed the head. Kept apart from
+/// Opens the stream for one `GET /events…` whose head has been read and writes the
+/// response head, or answers its error. `pipelined` is true when more bytes followed the head. Kept apart from
 /// [`stream`] so the long-lived streaming state does not carry this one's size.
 pub async fn prepare<S: AsyncWrite + Unpin>(
     io: &mut S,
@@ -193,51 +191,14 @@ pub async fn prepare<S: AsyncWrite + Unpin>(
                 push_header(&mut head, name.as_str(), value.as_bytes());
             }
             head.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
-            Prepared::Stream { head, body }
+            if io.write_all(&head).await.is_err() {
+                return Prepared::Answered(After::Close);
+            }
+            Prepared::Stream { body }
         }
         Either::Left(whole) => {
             let whole = Response::from_parts(parts, Either::Left(whole));
             answer(write_whole(io, whole, true).await)
-        }
-    }
-}
-
-/// Writes `head`, then every frame of `body` as a chunk, until the gateway ends the
-/// stream (terminating chunk: the connection may be kept alive) or the client goes.
-pub async fn stream<S: AsyncRead + AsyncWrite + Unpin>(
-    io: &mut S,
-    head: Vec<u8>,
-    mut body: SseBody,
-) -> After {
-    if io.write_all(&head).await.is_err() {
-        return After::Close;
-    }
-    drop(head);
-    // The body hands out whole chunks; an event's chunk is built once and shared by
-    // every subscriber, so each delivery is one plain write of one buffer.
-    body.frame_as_chunks();
-    let mut probe = [0u8; 16];
-    loop {
-        tokio::select! {
-            biased;
-            frame = body.frame() => match frame {
-                Some(Ok(frame)) => {
-                    if let Ok(chunk) = frame.into_data() {
-                        if io.write_all(&chunk).await.is_err() {
-                            return After::Close;
-                        }
-                    }
-                }
-                Some(Err(never)) => match never {},
-                None => {
-                    return match io.write_all(b"0\r\n\r\n").await {
-                        Ok(()) => After::KeepAlive,
-                        Err(_) => After::Close,
-                    };
-                }
-            },
-            // The client closed (0), failed, or sent more while being streamed to.
-            _ = io.read(&mut probe) => return After::Close,
         }
     }
 }

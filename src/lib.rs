@@ -24,6 +24,7 @@ pub mod http;
 pub mod hub;
 pub mod jwt;
 pub mod lean_h1;
+pub mod lean_stream;
 pub mod listener;
 pub mod log_budget;
 pub mod metrics;

@@ -22,6 +22,7 @@ use crate::conn_io::{GuardedIo, Prefixed};
 use crate::conn_limits::{ConnectionLimiter, Permit, Refusal};
 use crate::http;
 use crate::lean_h1::{self, After, Head, Prepared};
+use crate::lean_stream;
 use crate::state::{ConnState, Shared};
 
 /// Connections beyond the cap that are still answered (503/429) rather than closed
@@ -291,7 +292,15 @@ async fn serve_plain(
                 ))
                 .await;
                 let after = match prepared {
-                    Prepared::Stream { head, body } => lean_h1::stream(&mut io, head, body).await,
+                    Prepared::Stream { body } => {
+                        let stream = lean_stream::open(io, body);
+                        let (back, after) = lean_stream::run(stream).await;
+                        match back {
+                            Some(back) => io = back,
+                            None => return,
+                        }
+                        after
+                    }
                     Prepared::Answered(after) => after,
                 };
                 if matches!(after, After::Close) || !keep_alive || *context.shutdown.borrow() {

@@ -1,5 +1,5 @@
-//! One channel: its history ring, its subscriber count and the wake-up its subscribers
-//! wait on.
+//! One channel: its history ring, its subscriber count, the wake-up its subscribers
+//! wait on and its direct members (lean streams written by passes).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -7,6 +7,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use super::direct::{DirectList, DirectMember};
 use super::ring::Ring;
 
 /// A channel in the hub.
@@ -22,6 +23,8 @@ pub struct Channel {
     /// Open subscriptions naming this channel; changed only under the hub's map lock
     /// (read side), so the sweeper (write side) never drops a channel being joined.
     pub(super) subscribers: AtomicUsize,
+    /// Lean streams written by passes after each commit instead of being woken.
+    pub(super) direct: Arc<DirectList>,
 }
 
 impl Channel {
@@ -31,6 +34,7 @@ impl Channel {
             ring: Mutex::new(ring),
             notify: Arc::new(Notify::new()),
             subscribers: AtomicUsize::new(0),
+            direct: Arc::new(DirectList::default()),
         }
     }
 
@@ -59,9 +63,28 @@ impl Channel {
         self.ring.lock().pending_after(position)
     }
 
-    /// Wakes every subscriber waiting on this channel.
+    /// Wakes every subscriber waiting on this channel, direct members' tasks included.
     pub fn wake(&self) {
         self.notify.notify_waiters();
+        self.direct.wake_tasks();
+    }
+
+    /// Makes `member` a direct member: written by a pass after each commit (see
+    /// [`super::direct`]). It must [`Channel::leave_direct`] before it goes.
+    pub fn join_direct(&self, member: Arc<dyn DirectMember>) {
+        self.direct.join(member);
+    }
+
+    /// Ends a direct membership.
+    pub fn leave_direct(&self, member: &Arc<dyn DirectMember>) {
+        self.direct.leave(member);
+    }
+
+    /// After a commit that touched this channel: wakes its waiting subscribers and
+    /// starts a pass over its direct members.
+    pub(super) fn committed(&self) {
+        self.notify.notify_waiters();
+        self.direct.schedule();
     }
 
     /// A handle to wait for the next commit that touches this channel.

@@ -8,6 +8,7 @@
 //! merge across channels is exact, and replay and live delivery are the same code path.
 
 mod channel;
+pub mod direct;
 mod ring;
 mod subscription;
 
@@ -185,7 +186,7 @@ impl Hub {
         touched.sort_by_key(|c| Arc::as_ptr(c) as usize);
         touched.dedup_by(|a, b| Arc::ptr_eq(a, b));
         for ch in touched.drain(..) {
-            ch.notify.notify_waiters();
+            ch.committed();
         }
     }
 
@@ -193,7 +194,7 @@ impl Hub {
     pub fn wake_all(&self) {
         let channels: Vec<Arc<Channel>> = self.channels.read().values().cloned().collect();
         for ch in channels {
-            ch.notify.notify_waiters();
+            ch.wake();
         }
     }
 

@@ -107,6 +107,17 @@ impl Drop for OpenStream {
     }
 }
 
+/// What a direct pass found for one stream.
+#[derive(Debug)]
+pub enum Direct {
+    /// These bytes are due (already counted as written): write them.
+    Frames(Bytes),
+    /// The stream's task must look (a preamble, the lag policy, drain, kick, the end).
+    NeedsTask,
+    /// Nothing is pending.
+    Nothing,
+}
+
 /// Where the stream is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -266,12 +277,85 @@ impl SseBody {
         self.timer.as_mut().reset(at);
     }
 
+    /// Takes the pending frames (counting delivery lag and replays).
+    fn collect(&mut self) -> Collected {
+        let hot = &self.open.context.metrics.hot;
+        let replay_through = self.open.context.replay_through;
+        let mut replayed = 0u64;
+        // The clock is read only when a frame is taken: most polls find nothing.
+        let mut now = None;
+        let observe = |seq: u64, accepted: std::time::Instant| {
+            let now = *now.get_or_insert_with(std::time::Instant::now);
+            hot.lag(now.saturating_duration_since(accepted).as_secs_f64());
+            replayed += u64::from(seq <= replay_through);
+        };
+        let collected = self
+            .subscription
+            .collect(self.settings.max_batch_bytes, observe);
+        if replayed > 0 {
+            self.open
+                .context
+                .metrics
+                .replayed_events_total
+                .inc_by(replayed);
+        }
+        collected
+    }
+
+    /// The subscription's channels.
+    pub fn channels(&self) -> &Arc<[Arc<crate::hub::Channel>]> {
+        self.subscription.channels()
+    }
+
+    /// Makes this a direct stream: it no longer waits on its channels' wake-ups; a pass
+    /// after each commit calls [`SseBody::take_direct`] instead (see `hub::direct`), and
+    /// the stream's task polls it only for what needs waiting (timers, a full socket,
+    /// the lag policy, the end).
+    pub fn set_direct(&mut self) {
+        self.wakeups.clear();
+    }
+
+    /// For a pass: the frames pending, counted as written, when nothing else needs the
+    /// stream's task; else says so. Never waits.
+    pub fn take_direct(&mut self) -> Direct {
+        let kicked = self
+            .open
+            .context
+            .registration
+            .record
+            .kicked
+            .load(Ordering::Acquire);
+        if self.phase == Phase::Ended
+            || self.pending.is_some()
+            || kicked
+            || (!self.drain_seen && self.open.context.drain.is_draining())
+        {
+            return Direct::NeedsTask;
+        }
+        match self.collect() {
+            Collected::Frames { bytes, count, .. } => {
+                self.last_id_sent = self.subscription.position().seq;
+                self.count_written(&bytes, count as u64);
+                Direct::Frames(bytes)
+            }
+            // The task's poll collects again, finds the same, and applies the policy.
+            Collected::Lagged => Direct::NeedsTask,
+            Collected::Nothing => Direct::Nothing,
+        }
+    }
+
     /// Hands `bytes` (holding `frames` events) to the connection, and counts them.
     fn emit_frames(
         &mut self,
         bytes: Bytes,
         frames: u64,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.count_written(&bytes, frames);
+        Poll::Ready(Some(Ok(Frame::data(bytes))))
+    }
+
+    /// Counts `bytes` (holding `frames` events) as handed to the connection.
+    fn count_written(&mut self, bytes: &Bytes, frames: u64) {
         let context = &self.open.context;
         // Counted as SSE bytes, whatever the framing.
         let sse_bytes = if self.chunked {
@@ -286,7 +370,6 @@ impl SseBody {
             .position
             .store(self.subscription.position().seq, Ordering::Relaxed);
         self.last_write = Instant::now();
-        Poll::Ready(Some(Ok(Frame::data(bytes))))
     }
 
     /// Hands control bytes (preamble, heartbeat, resync, farewell) to the connection.
@@ -355,27 +438,7 @@ impl Body for SseBody {
         }
         loop {
             this.arm();
-            let hot = &this.open.context.metrics.hot;
-            let replay_through = this.open.context.replay_through;
-            let mut replayed = 0u64;
-            // The clock is read only when a frame is taken: most polls find nothing.
-            let mut now = None;
-            let observe = |seq: u64, accepted: std::time::Instant| {
-                let now = *now.get_or_insert_with(std::time::Instant::now);
-                hot.lag(now.saturating_duration_since(accepted).as_secs_f64());
-                replayed += u64::from(seq <= replay_through);
-            };
-            let collected = this
-                .subscription
-                .collect(this.settings.max_batch_bytes, observe);
-            if replayed > 0 {
-                this.open
-                    .context
-                    .metrics
-                    .replayed_events_total
-                    .inc_by(replayed);
-            }
-            match collected {
+            match this.collect() {
                 Collected::Frames { bytes, count, .. } => {
                     this.disarm();
                     this.last_id_sent = this.subscription.position().seq;

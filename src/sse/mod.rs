@@ -6,4 +6,4 @@ pub mod body;
 pub mod chunked;
 pub mod encode;
 
-pub use body::{SseBody, StreamContext, StreamSettings};
+pub use body::{Direct, SseBody, StreamContext, StreamSettings};

@@ -1,0 +1,226 @@
+//! Streaming a lean HTTP/1.1 response: the subscriber's body and socket behind one
+//! lock, written by the channel's passes after each commit (`hub::direct`) or by the
+//! stream's own task when something needs waiting.
+//!
+//! A pass takes what is pending and writes it with one non-blocking `send()`. When the
+//! socket takes only part of it (or none), the rest becomes the backlog and the task
+//! takes over: it writes the backlog through `GuardedIo` (so the write-stall deadline
+//! applies), then keeps collecting itself until nothing is pending, and hands the
+//! stream back to the passes. The task also runs what only it can: heartbeats and the
+//! stream's end (its timer), the lag policy, drain, kick, and noticing that the client
+//! closed (a read). Writes never interleave: both sides hold the lock while writing,
+//! and passes skip the stream while the task owns the writes.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Buf, Bytes};
+use http_body::Body;
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::conn_io::GuardedIo;
+use crate::hub::direct::DirectMember;
+use crate::lean_h1::After;
+use crate::sse::{Direct, SseBody};
+
+/// The terminating chunk of a chunked body.
+const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// Batches a pass writes to one stream before leaving the rest to its task.
+const MAX_BATCHES_PER_PASS: usize = 4;
+
+/// One lean stream as a direct member of its channels.
+struct DirectStream {
+    state: Mutex<State>,
+}
+
+struct State {
+    /// The socket; taken back by the task when the stream ends.
+    io: Option<GuardedIo<TcpStream>>,
+    /// The subscriber's body; dropped by the task when the stream ends.
+    body: Option<SseBody>,
+    /// Bytes the task must finish writing before anything else.
+    backlog: Option<Bytes>,
+    /// True while the task drives the writes; passes leave the stream alone.
+    task_owns: bool,
+    /// The terminating chunk is in the backlog: the stream is over once it is written.
+    finishing: bool,
+    /// The task's waker.
+    waker: Option<Waker>,
+}
+
+impl DirectMember for DirectStream {
+    fn deliver(&self) {
+        let waker = {
+            let mut guard = self.state.lock();
+            let state = &mut *guard;
+            if state.task_owns {
+                return;
+            }
+            let (Some(io), Some(body)) = (state.io.as_ref(), state.body.as_mut()) else {
+                return;
+            };
+            // One batch is at most `max_batch_bytes`: a stream with more pending gets a
+            // few batches here, then its task takes the rest, so one far-behind stream
+            // does not hold up the pass.
+            let mut batches = 0;
+            loop {
+                if batches == MAX_BATCHES_PER_PASS {
+                    break;
+                }
+                batches += 1;
+                match body.take_direct() {
+                    Direct::Nothing => return,
+                    Direct::NeedsTask => break,
+                    Direct::Frames(bytes) => match io.get_ref().try_write(&bytes) {
+                        Ok(n) if n == bytes.len() => continue,
+                        Ok(n) => {
+                            state.backlog = Some(bytes.slice(n..));
+                            break;
+                        }
+                        // Full (or failed): the task's write waits, or finds the error.
+                        Err(_) => {
+                            state.backlog = Some(bytes);
+                            break;
+                        }
+                    },
+                }
+            }
+            state.task_owns = true;
+            state.waker.clone()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn wake_task(&self) {
+        let waker = self.state.lock().waker.clone();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl DirectStream {
+    /// The task's side: everything that needs waiting.
+    fn poll_task(&self, cx: &mut Context<'_>) -> Poll<After> {
+        let mut guard = self.state.lock();
+        let State {
+            io,
+            body,
+            backlog,
+            task_owns,
+            finishing,
+            waker,
+        } = &mut *guard;
+        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *waker = Some(cx.waker().clone());
+        }
+        let (Some(io), Some(body)) = (io.as_mut(), body.as_mut()) else {
+            return Poll::Ready(After::Close);
+        };
+        // The client closed (0), failed, or sent more while being streamed to.
+        let mut probe = [0u8; 16];
+        if Pin::new(&mut *io)
+            .poll_read(cx, &mut ReadBuf::new(&mut probe))
+            .is_ready()
+        {
+            return Poll::Ready(After::Close);
+        }
+        loop {
+            if let Some(pending) = backlog.as_mut() {
+                match Pin::new(&mut *io).poll_write(cx, pending) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(After::Close),
+                    Poll::Ready(Ok(n)) => {
+                        pending.advance(n);
+                        if pending.is_empty() {
+                            *backlog = None;
+                            if *finishing {
+                                return Poll::Ready(After::KeepAlive);
+                            }
+                        }
+                        continue;
+                    }
+                    Poll::Pending => {
+                        *task_owns = true;
+                        return Poll::Pending;
+                    }
+                }
+            }
+            match Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        if !data.is_empty() {
+                            *backlog = Some(data);
+                        }
+                    }
+                }
+                Poll::Ready(Some(Err(never))) => match never {},
+                Poll::Ready(None) => {
+                    *finishing = true;
+                    *backlog = Some(Bytes::from_static(LAST_CHUNK));
+                }
+                Poll::Pending => {
+                    *task_owns = false;
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+/// A stream whose response head is written: `body` is to be streamed on `io`. Built
+/// without waiting, so the task's future holds only the handle, not a second copy of
+/// the socket and body.
+pub struct LeanStream(Arc<DirectStream>);
+
+/// Makes `body` a direct stream on `io`.
+pub fn open(io: GuardedIo<TcpStream>, mut body: SseBody) -> LeanStream {
+    // Frames come as whole chunks, each event's built once and shared.
+    body.frame_as_chunks();
+    body.set_direct();
+    LeanStream(Arc::new(DirectStream {
+        state: Mutex::new(State {
+            io: Some(io),
+            body: Some(body),
+            backlog: None,
+            // The task writes the preamble first, then hands over to the passes.
+            task_owns: true,
+            finishing: false,
+            waker: None,
+        }),
+    }))
+}
+
+/// Streams as a direct member of the body's channels until the gateway ends the
+/// stream (terminating chunk: the connection may be kept alive, and is handed back) or
+/// the client goes.
+pub async fn run(stream: LeanStream) -> (Option<GuardedIo<TcpStream>>, After) {
+    let stream = stream.0;
+    let channels = match stream.state.lock().body.as_ref() {
+        Some(body) => body.channels().clone(),
+        None => return (None, After::Close),
+    };
+    let member: Arc<dyn DirectMember> = stream.clone();
+    for ch in channels.iter() {
+        ch.join_direct(member.clone());
+    }
+    let after = poll_fn(|cx| stream.poll_task(cx)).await;
+    for ch in channels.iter() {
+        ch.leave_direct(&member);
+    }
+    let (io, body) = {
+        let mut state = stream.state.lock();
+        (state.io.take(), state.body.take())
+    };
+    drop(body); // counts the close now, not when the last pass lets go
+    match after {
+        After::KeepAlive => (io, after),
+        After::Close => (None, after),
+    }
+}
