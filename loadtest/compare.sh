@@ -57,6 +57,12 @@ fi
 echo "# loadtest/compare.sh $ARGS    (it ran each of the following)" >> "$COMMANDS"
 say() { echo "compare: $*" | tee -a "$LOG" >&2; }
 
+# One loadtest worker process per core: a single reader thread reads every delivery in
+# turn, so past a few thousand deliveries per event its own queue, not the server, sets
+# the latency it measures (seen here: ssegate at 5,000 x 50/s, p99 176 ms with one
+# worker, 88 ms with two, same server). The same count is used for every target.
+LOADGEN_WORKERS="${LOADGEN_WORKERS:-$(nproc)}"
+
 ulimit -n "$(ulimit -Hn)"   # 20000 here: the hard limit, which cannot be raised
 
 # --- build and prerequisites -------------------------------------------------------
@@ -88,7 +94,7 @@ done
   echo "nginx:    $(nginx -v 2>&1 | sed 's/nginx version: //'), nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?'); 'nchan' is 1 worker (start-nchan.sh default), 'nchan-2w' NCHAN_WORKERS=2"
   echo "pushpin:  $(dpkg-query -W -f='${Version}' pushpin 2>/dev/null || echo '?'), PUSHPIN_TUNED=1 (rate limiter off)"
   echo "node:     $(node --version)"
-  echo "loadgen:  loadtest on the same machine: a current-thread tokio runtime per worker process"
+  echo "loadgen:  loadtest on the same machine: $LOADGEN_WORKERS worker processes per case (--workers), a current-thread tokio runtime each"
 } > "$OUT/machine.txt"
 
 # --- servers ----------------------------------------------------------------------
@@ -188,12 +194,6 @@ wait_quiet() {
     say "  the machine is busy with other work (${busy}% of a core) — this case will be noisy"
   fi
 }
-
-# One loadtest worker process per core: a single reader thread reads every delivery in
-# turn, so past a few thousand deliveries per event its own queue, not the server, sets
-# the latency it measures (seen here: ssegate at 5,000 x 50/s, p99 176 ms with one
-# worker, 88 ms with two, same server). The same count is used for every target.
-LOADGEN_WORKERS="${LOADGEN_WORKERS:-$(nproc)}"
 
 format_of() { case "$1" in pushpin*) echo pushpin ;; nchan*) echo nchan ;; *) echo "$1" ;; esac; }
 ramp_of() { case "$1" in pushpin*) echo 32 ;; *) echo 64 ;; esac; }
