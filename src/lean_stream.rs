@@ -112,7 +112,7 @@ impl DirectStream {
         let mut guard = self.state.lock();
         let State {
             io,
-            body,
+            body: body_slot,
             backlog,
             task_owns,
             finishing,
@@ -121,9 +121,12 @@ impl DirectStream {
         if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             *waker = Some(cx.waker().clone());
         }
-        let (Some(io), Some(body)) = (io.as_mut(), body.as_mut()) else {
+        let Some(io) = io.as_mut() else {
             return Poll::Ready(After::Close);
         };
+        if body_slot.is_none() && !*finishing {
+            return Poll::Ready(After::Close);
+        }
         // The client closed (0), failed, or sent more while being streamed to.
         let mut probe = [0u8; 16];
         if Pin::new(&mut *io)
@@ -152,7 +155,10 @@ impl DirectStream {
                     }
                 }
             }
-            match Pin::new(&mut *body).poll_frame(cx) {
+            let Some(body) = body_slot.as_mut() else {
+                return Poll::Ready(After::KeepAlive); // finished and written
+            };
+            match Pin::new(body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
                         if !data.is_empty() {
@@ -162,6 +168,9 @@ impl DirectStream {
                 }
                 Poll::Ready(Some(Err(never))) => match never {},
                 Poll::Ready(None) => {
+                    // The gateway ended the stream: its close is counted (the body
+                    // dropped) before the client can see the end.
+                    *body_slot = None;
                     *finishing = true;
                     *backlog = Some(Bytes::from_static(LAST_CHUNK));
                 }
