@@ -40,8 +40,10 @@ pub enum Start {
 pub enum Collected {
     /// New frames, concatenated in sequence order.
     Frames {
-        /// The bytes to write, one batch.
+        /// The bytes to write, one batch (framed as the subscription asked).
         bytes: Bytes,
+        /// The SSE bytes among them (without the framing).
+        sse_bytes: usize,
         /// How many events they hold.
         count: usize,
         /// When the oldest of them was accepted by the broker.
@@ -243,6 +245,7 @@ impl Subscription {
         };
         let collected = Collected::Frames {
             bytes,
+            sse_bytes: self.scratch.iter().map(|f| f.bytes.len()).sum(),
             count: self.scratch.len(),
             oldest_accepted_at: self.scratch[0].accepted_at,
         };

@@ -318,24 +318,22 @@ impl SseBody {
     /// For a pass: the frames pending, counted as written, when nothing else needs the
     /// stream's task; else says so. Never waits.
     pub fn take_direct(&mut self) -> Direct {
-        let kicked = self
-            .open
-            .context
-            .registration
-            .record
-            .kicked
-            .load(Ordering::Acquire);
         if self.phase == Phase::Ended
             || self.pending.is_some()
-            || kicked
+            || self.is_kicked()
             || (!self.drain_seen && self.open.context.drain.is_draining())
         {
             return Direct::NeedsTask;
         }
         match self.collect() {
-            Collected::Frames { bytes, count, .. } => {
+            Collected::Frames {
+                bytes,
+                sse_bytes,
+                count,
+                ..
+            } => {
                 self.last_id_sent = self.subscription.position().seq;
-                self.count_written(&bytes, count as u64);
+                self.count_written(sse_bytes, count as u64);
                 Direct::Frames(bytes)
             }
             // The task's poll collects again, finds the same, and applies the policy.
@@ -344,28 +342,37 @@ impl SseBody {
         }
     }
 
-    /// Hands `bytes` (holding `frames` events) to the connection, and counts them.
+    /// True when the admin API closed this stream.
+    fn is_kicked(&self) -> bool {
+        self.open
+            .context
+            .registration
+            .record
+            .kicked
+            .load(Ordering::Acquire)
+    }
+
+    /// Hands `bytes` (holding `frames` events, `sse_bytes` of SSE) to the connection,
+    /// and counts them.
     fn emit_frames(
         &mut self,
         bytes: Bytes,
+        sse_bytes: usize,
         frames: u64,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.count_written(&bytes, frames);
+        self.count_written(sse_bytes, frames);
         Poll::Ready(Some(Ok(Frame::data(bytes))))
     }
 
-    /// Counts `bytes` (holding `frames` events) as handed to the connection.
-    fn count_written(&mut self, bytes: &Bytes, frames: u64) {
+    /// Counts `sse_bytes` (holding `frames` events) as handed to the connection: SSE
+    /// bytes, whatever the framing.
+    fn count_written(&mut self, sse_bytes: usize, frames: u64) {
         let context = &self.open.context;
-        // Counted as SSE bytes, whatever the framing.
-        let sse_bytes = if self.chunked {
-            chunked::data_len(bytes.len())
-        } else {
-            bytes.len()
-        } as u64;
-        context.metrics.hot.written(frames, sse_bytes);
+        context.metrics.hot.written(frames, sse_bytes as u64);
         let record = &context.registration.record;
-        record.bytes_sent.fetch_add(sse_bytes, Ordering::Relaxed);
+        record
+            .bytes_sent
+            .fetch_add(sse_bytes as u64, Ordering::Relaxed);
         record
             .position
             .store(self.subscription.position().seq, Ordering::Relaxed);
@@ -374,12 +381,13 @@ impl SseBody {
 
     /// Hands control bytes (preamble, heartbeat, resync, farewell) to the connection.
     fn emit(&mut self, bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let sse_bytes = bytes.len();
         let bytes = if self.chunked {
             chunked::chunk(&bytes)
         } else {
             bytes
         };
-        self.emit_frames(bytes, 0)
+        self.emit_frames(bytes, sse_bytes, 0)
     }
 
     /// Writes the farewell `retry:` and ends the stream on the next poll.
@@ -426,23 +434,21 @@ impl Body for SseBody {
             return this.emit(first);
         }
         this.check_drain();
-        if this
-            .open
-            .context
-            .registration
-            .record
-            .kicked
-            .load(Ordering::Acquire)
-        {
+        if this.is_kicked() {
             return this.end(CloseReason::Kicked);
         }
         loop {
             this.arm();
             match this.collect() {
-                Collected::Frames { bytes, count, .. } => {
+                Collected::Frames {
+                    bytes,
+                    sse_bytes,
+                    count,
+                    ..
+                } => {
                     this.disarm();
                     this.last_id_sent = this.subscription.position().seq;
-                    return this.emit_frames(bytes, count as u64);
+                    return this.emit_frames(bytes, sse_bytes, count as u64);
                 }
                 Collected::Lagged => {
                     this.disarm();

@@ -20,14 +20,6 @@ pub fn data_offset(len: usize) -> usize {
     digits + 2
 }
 
-/// The data length of a chunk `chunk_len` bytes long made by [`chunk`] (0 for none).
-pub fn data_len(chunk_len: usize) -> usize {
-    (1..=16)
-        .map(|digits| chunk_len.saturating_sub(digits + 4))
-        .find(|&len| len > 0 && data_offset(len) + len + 2 == chunk_len)
-        .unwrap_or(0)
-}
-
 /// `data` as one chunk. Empty data stays empty: an empty chunk would end the body.
 pub fn chunk(data: &[u8]) -> Bytes {
     chunk_parts([data])
@@ -74,9 +66,5 @@ mod tests {
             assert_eq!(data_offset(len), format!("{len:x}\r\n").len(), "{len}");
         }
         assert_eq!(data_offset(0), 3);
-        for len in [1usize, 14, 15, 16, 17, 250, 4093, 4094, 4095, 4096, 65536] {
-            assert_eq!(data_len(chunk(&vec![b'x'; len]).len()), len, "{len}");
-        }
-        assert_eq!(data_len(0), 0);
     }
 }
