@@ -13,15 +13,17 @@ use crate::config::HistoryBounds;
 pub const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One encoded event as it sits in a ring: shared by every subscriber that writes it.
+/// Cloning one (into a subscriber's batch) is one reference count, as cheap as cloning
+/// the bytes alone: the frame holds its bytes once, as a chunk with the SSE inside.
 #[derive(Debug, Clone)]
 pub struct Frame {
     /// The event's sequence number (the `seq` of its id).
     pub seq: u64,
-    /// The SSE bytes: `id:`, `event:`, `data:` lines and the blank line.
-    pub bytes: Bytes,
-    /// The same bytes framed as one HTTP/1.1 chunk, for lean streams to write as they
-    /// are; `bytes` is a slice of it (see [`Frame::new`]), so they cost no extra memory.
-    pub chunk: Bytes,
+    /// The SSE bytes (`id:`, `event:`, `data:` lines and the blank line) framed as one
+    /// HTTP/1.1 chunk, for lean streams to write as they are.
+    chunk: Bytes,
+    /// Where the SSE bytes start in `chunk` (they end 2 bytes before its end).
+    sse_start: usize,
     /// When the broker accepted the event.
     pub accepted_at: Instant,
     /// Subscribers whose token has this subject skip the event (`exclude_subject`).
@@ -32,20 +34,33 @@ impl Frame {
     /// A frame of the SSE bytes `sse`, framed once as a chunk (one copy per event,
     /// shared by every channel and subscriber it goes to).
     pub fn new(seq: u64, sse: &[u8], accepted_at: Instant, exclude: Option<Arc<str>>) -> Frame {
-        let chunk = crate::sse::chunked::chunk(sse);
-        let start = crate::sse::chunked::data_offset(sse.len());
-        let bytes = if sse.is_empty() {
-            Bytes::new()
-        } else {
-            chunk.slice(start..start + sse.len())
-        };
         Frame {
             seq,
-            bytes,
-            chunk,
+            chunk: crate::sse::chunked::chunk(sse),
+            sse_start: if sse.is_empty() {
+                0
+            } else {
+                crate::sse::chunked::data_offset(sse.len())
+            },
             accepted_at,
             exclude,
         }
+    }
+
+    /// The SSE bytes.
+    pub fn sse(&self) -> &[u8] {
+        &self.chunk[self.sse_start..self.chunk.len().saturating_sub(2).max(self.sse_start)]
+    }
+
+    /// The SSE bytes, shared (no copy).
+    pub fn sse_bytes(&self) -> Bytes {
+        self.chunk
+            .slice(self.sse_start..self.chunk.len().saturating_sub(2).max(self.sse_start))
+    }
+
+    /// The frame as one HTTP/1.1 chunk, shared (no copy).
+    pub fn chunk(&self) -> &Bytes {
+        &self.chunk
     }
 }
 
@@ -91,8 +106,8 @@ impl Ring {
         let now = frame.accepted_at;
         self.rate = self.rate(now) + 1.0 / RATE_WINDOW.as_secs_f64();
         self.rate_at = Some(now);
-        self.bytes += frame.bytes.len();
-        self.pushed_bytes += frame.bytes.len() as u64;
+        self.bytes += frame.sse().len();
+        self.pushed_bytes += frame.sse().len() as u64;
         self.ends_at.push_back(self.pushed_bytes);
         self.frames.push_back(frame);
         while self.frames.len() > 1
@@ -116,7 +131,7 @@ impl Ring {
     fn drop_oldest(&mut self) {
         if let Some(f) = self.frames.pop_front() {
             self.ends_at.pop_front();
-            self.bytes -= f.bytes.len();
+            self.bytes -= f.sse().len();
             self.evicted_through = self.evicted_through.max(f.seq);
         }
     }
@@ -209,10 +224,10 @@ impl Ring {
             if subject.is_some() && f.exclude.as_deref() == subject {
                 continue;
             }
-            if taken > 0 && taken + f.bytes.len() > max_bytes {
+            if taken > 0 && taken + f.sse().len() > max_bytes {
                 return out.last().map(|l| l.seq).unwrap_or(after);
             }
-            taken += f.bytes.len();
+            taken += f.sse().len();
             out.push(f.clone());
         }
         through
@@ -239,9 +254,11 @@ mod tests {
     #[test]
     fn a_frame_is_a_slice_of_its_chunk() {
         let f = Frame::new(7, b"id: 7\ndata: x\n\n", Instant::now(), None);
-        assert_eq!(&f.bytes[..], b"id: 7\ndata: x\n\n");
-        assert_eq!(&f.chunk[..], b"f\r\nid: 7\ndata: x\n\n\r\n");
-        assert_eq!(f.bytes.as_ptr(), f.chunk[3..].as_ptr());
+        assert_eq!(f.sse(), b"id: 7\ndata: x\n\n");
+        assert_eq!(&f.chunk()[..], b"f\r\nid: 7\ndata: x\n\n\r\n");
+        assert_eq!(&f.sse_bytes()[..], f.sse());
+        assert_eq!(f.sse().as_ptr(), f.chunk()[3..].as_ptr());
+        assert!(Frame::new(8, b"", Instant::now(), None).sse().is_empty());
     }
 
     #[test]

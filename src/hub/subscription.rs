@@ -230,22 +230,22 @@ impl Subscription {
         }
         let bytes = match (self.scratch.as_slice(), self.framing) {
             ([], _) => return Collected::Nothing,
-            ([one], Framing::Sse) => one.bytes.clone(),
-            ([one], Framing::Chunked) => one.chunk.clone(),
+            ([one], Framing::Sse) => one.sse_bytes(),
+            ([one], Framing::Chunked) => one.chunk().clone(),
             (many, Framing::Sse) => {
-                let mut buf = BytesMut::with_capacity(many.iter().map(|f| f.bytes.len()).sum());
+                let mut buf = BytesMut::with_capacity(many.iter().map(|f| f.sse().len()).sum());
                 for f in many {
-                    buf.extend_from_slice(&f.bytes);
+                    buf.extend_from_slice(f.sse());
                 }
                 buf.freeze()
             }
             (many, Framing::Chunked) => {
-                crate::sse::chunked::chunk_parts(many.iter().map(|f| &f.bytes[..]))
+                crate::sse::chunked::chunk_parts(many.iter().map(Frame::sse))
             }
         };
         let collected = Collected::Frames {
             bytes,
-            sse_bytes: self.scratch.iter().map(|f| f.bytes.len()).sum(),
+            sse_bytes: self.scratch.iter().map(|f| f.sse().len()).sum(),
             count: self.scratch.len(),
             oldest_accepted_at: self.scratch[0].accepted_at,
         };

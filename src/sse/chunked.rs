@@ -5,6 +5,8 @@
 //! stream then hands the kernel one contiguous buffer per delivery, one `send()` with
 //! no per-subscriber copy. Batches of several frames get one chunk around them all.
 
+use std::fmt::Write;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// Longest chunk-size line: 16 hex digits and CRLF.
@@ -37,7 +39,8 @@ where
         return Bytes::new();
     }
     let mut buf = BytesMut::with_capacity(len + MAX_SIZE_LINE + 2);
-    buf.put_slice(format!("{len:x}\r\n").as_bytes());
+    // Writing into a BytesMut cannot fail.
+    let _ = write!(buf, "{len:x}\r\n");
     for part in parts {
         buf.put_slice(part);
     }
