@@ -12,9 +12,11 @@
 //!
 //! Scheduling: a commit sets `again` and starts a runner unless one is running; the
 //! runner repeats passes until no commit came during the last one. A pass that starts
-//! after a commit sees that commit's frames, so no commit is ever left unserved.
+//! after a commit sees that commit's frames, so no commit is ever left unserved. The
+//! flags are sequentially consistent, and a fence pairs a member's joining with a
+//! commit's look at the member count, so no commit and no new member miss each other.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -57,7 +59,11 @@ impl DirectList {
     pub fn join(&self, member: Arc<dyn DirectMember>) {
         let mut members = self.members.lock();
         members.push(member);
-        self.count.store(members.len(), Ordering::Release);
+        self.count.store(members.len(), Ordering::SeqCst);
+        drop(members);
+        // Pairs with the fence in `schedule`: either a commit's schedule sees this
+        // member, or the member's first collect (after this) sees that commit.
+        fence(Ordering::SeqCst);
     }
 
     /// Removes a member (by identity).
@@ -66,12 +72,12 @@ impl DirectList {
         if let Some(i) = members.iter().position(|m| Arc::ptr_eq(m, member)) {
             members.swap_remove(i);
         }
-        self.count.store(members.len(), Ordering::Release);
+        self.count.store(members.len(), Ordering::SeqCst);
     }
 
     /// Number of members.
     pub fn len(&self) -> usize {
-        self.count.load(Ordering::Acquire)
+        self.count.load(Ordering::SeqCst)
     }
 
     /// True when there is no member.
@@ -89,11 +95,13 @@ impl DirectList {
 
     /// After a commit: makes sure a pass starts after it. Needs a tokio runtime.
     pub fn schedule(self: &Arc<Self>) {
+        // The commit raised the head before this; pairs with the fence in `join`.
+        fence(Ordering::SeqCst);
         if self.is_empty() {
             return;
         }
-        self.again.store(true, Ordering::Release);
-        if self.running.swap(true, Ordering::AcqRel) {
+        self.again.store(true, Ordering::SeqCst);
+        if self.running.swap(true, Ordering::SeqCst) {
             return; // the running runner sees `again`
         }
         let list = self.clone();
@@ -102,13 +110,16 @@ impl DirectList {
 
     async fn run(self: Arc<Self>) {
         loop {
-            while self.again.swap(false, Ordering::AcqRel) {
+            while self.again.swap(false, Ordering::SeqCst) {
                 self.pass().await;
             }
-            self.running.store(false, Ordering::Release);
-            // A commit between the last look at `again` and the store above saw the
-            // runner still running: take the runner back if nobody else did.
-            if !self.again.load(Ordering::Acquire) || self.running.swap(true, Ordering::AcqRel) {
+            // Sequentially consistent, with `schedule`'s store of `again` and swap of
+            // `running`: a commit between the last look at `again` and this store saw
+            // the runner still running, and this runner then sees its `again` and takes
+            // the runner back (if nobody else did). Weaker orderings could let both
+            // sides miss each other (each stores one flag, then loads the other).
+            self.running.store(false, Ordering::SeqCst);
+            if !self.again.load(Ordering::SeqCst) || self.running.swap(true, Ordering::SeqCst) {
                 return;
             }
         }
@@ -184,7 +195,7 @@ mod tests {
         }
         // Wait until the runner is done (bounded).
         for _ in 0..1000 {
-            if !list.running.load(Ordering::Acquire) {
+            if !list.running.load(Ordering::SeqCst) {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
