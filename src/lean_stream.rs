@@ -41,14 +41,14 @@ struct DirectStream {
 struct State {
     /// The socket; taken back by the task when the stream ends.
     io: Option<GuardedIo<TcpStream>>,
-    /// The subscriber's body; dropped by the task when the stream ends.
+    /// The subscriber's body; dropped as soon as it ends (its close is counted then).
+    /// `None` with `io` still there: the terminating chunk is being written, and the
+    /// stream is over once the backlog is.
     body: Option<SseBody>,
     /// Bytes the task must finish writing before anything else.
     backlog: Option<Bytes>,
     /// True while the task drives the writes; passes leave the stream alone.
     task_owns: bool,
-    /// The terminating chunk is in the backlog: the stream is over once it is written.
-    finishing: bool,
     /// The task's waker.
     waker: Option<Waker>,
 }
@@ -67,12 +67,7 @@ impl DirectMember for DirectStream {
             // One batch is at most `max_batch_bytes`: a stream with more pending gets a
             // few batches here, then its task takes the rest, so one far-behind stream
             // does not hold up the pass.
-            let mut batches = 0;
-            loop {
-                if batches == MAX_BATCHES_PER_PASS {
-                    break;
-                }
-                batches += 1;
+            for _ in 0..MAX_BATCHES_PER_PASS {
                 match body.take_direct() {
                     Direct::Nothing => return,
                     Direct::NeedsTask => break,
@@ -115,7 +110,6 @@ impl DirectStream {
             body: body_slot,
             backlog,
             task_owns,
-            finishing,
             waker,
         } = &mut *guard;
         if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -124,9 +118,6 @@ impl DirectStream {
         let Some(io) = io.as_mut() else {
             return Poll::Ready(After::Close);
         };
-        if body_slot.is_none() && !*finishing {
-            return Poll::Ready(After::Close);
-        }
         // The client closed (0), failed, or sent more while being streamed to.
         let mut probe = [0u8; 16];
         if Pin::new(&mut *io)
@@ -143,9 +134,6 @@ impl DirectStream {
                         pending.advance(n);
                         if pending.is_empty() {
                             *backlog = None;
-                            if *finishing {
-                                return Poll::Ready(After::KeepAlive);
-                            }
                         }
                         continue;
                     }
@@ -171,7 +159,6 @@ impl DirectStream {
                     // The gateway ended the stream: its close is counted (the body
                     // dropped) before the client can see the end.
                     *body_slot = None;
-                    *finishing = true;
                     *backlog = Some(Bytes::from_static(LAST_CHUNK));
                 }
                 Poll::Pending => {
@@ -200,7 +187,6 @@ pub fn open(io: GuardedIo<TcpStream>, mut body: SseBody) -> LeanStream {
             backlog: None,
             // The task writes the preamble first, then hands over to the passes.
             task_owns: true,
-            finishing: false,
             waker: None,
         }),
     }))

@@ -163,6 +163,11 @@ impl Subscription {
         self.framing = framing;
     }
 
+    /// How collected bytes are framed.
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
     /// Sets how far this subscriber may fall behind.
     pub fn set_lag_bounds(&mut self, lag: LagBounds) {
         self.lag = lag;

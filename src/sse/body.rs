@@ -144,8 +144,6 @@ pub struct SseBody {
     /// The highest position the client has been told as an `id:`.
     last_id_sent: u64,
     settings: StreamSettings,
-    /// True when everything is handed out as HTTP/1.1 chunks (the lean path).
-    chunked: bool,
     open: OpenStream,
 }
 
@@ -207,7 +205,6 @@ impl SseBody {
             drain_seen: false,
             phase: Phase::Live,
             settings,
-            chunked: false,
             open: OpenStream {
                 gauge,
                 context,
@@ -228,7 +225,6 @@ impl SseBody {
     /// Hands out every frame as an HTTP/1.1 chunk, ready for the socket: the lean path
     /// writes event frames chunked once per event, with no copy per subscriber.
     pub fn frame_as_chunks(&mut self) {
-        self.chunked = true;
         self.subscription.set_framing(Framing::Chunked);
     }
 
@@ -292,6 +288,10 @@ impl SseBody {
         let collected = self
             .subscription
             .collect(self.settings.max_batch_bytes, observe);
+        if let Some(now) = now {
+            // Frames were taken: the same clock reading marks the write.
+            self.last_write = Instant::from_std(now);
+        }
         if replayed > 0 {
             self.open
                 .context
@@ -365,7 +365,8 @@ impl SseBody {
     }
 
     /// Counts `sse_bytes` (holding `frames` events) as handed to the connection: SSE
-    /// bytes, whatever the framing.
+    /// bytes, whatever the framing. (`collect` marks the time of a write of frames;
+    /// `emit` that of control bytes.)
     fn count_written(&mut self, sse_bytes: usize, frames: u64) {
         let context = &self.open.context;
         context.metrics.hot.written(frames, sse_bytes as u64);
@@ -376,13 +377,13 @@ impl SseBody {
         record
             .position
             .store(self.subscription.position().seq, Ordering::Relaxed);
-        self.last_write = Instant::now();
     }
 
     /// Hands control bytes (preamble, heartbeat, resync, farewell) to the connection.
     fn emit(&mut self, bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.last_write = Instant::now();
         let sse_bytes = bytes.len();
-        let bytes = if self.chunked {
+        let bytes = if self.subscription.framing() == Framing::Chunked {
             chunked::chunk(&bytes)
         } else {
             bytes
