@@ -2,11 +2,11 @@
 //!
 //! Groups (the names are used in `docs/PERFORMANCE.md`):
 //!
-//! - `encode`: [`encode::event_body`] for a small text event (~100 bytes of data), a
+//! - `encode`: [`sse::event_body`] for a small text event (~100 bytes of data), a
 //!   multi-line text (~1 KB in 20 lines) and a JSON object (~1 KB); and
-//!   [`encode::frame_with_id`] (the `id:` prefix every event gets once, in the broker).
+//!   [`sse::frame_with_id`] (the `id:` prefix every event gets once, in the broker).
 //!   Throughput is in encoded bytes.
-//! - `publish_parse`: [`publish::parse`] of a `POST /publish` body holding one event, one
+//! - `publish_parse`: [`publish_body::parse`] of a `POST /publish` body holding one event, one
 //!   the same event for three channels, one event whose data is the ~1 KB JSON object,
 //!   and a batch of 100 small events: JSON parsing, validation and encoding. Throughput
 //!   is in events.
@@ -59,15 +59,15 @@ use serde_json::{json, Value};
 use ssegate::broker::{IdempotencyWindow, MemoryBroker, PreparedEvent};
 use ssegate::config::{HistoryConfig, LimitsConfig};
 use ssegate::config::{LagPolicy, Routes};
-use ssegate::drain::Drain;
-use ssegate::event_id::EventId;
+use ssegate::http::publish_body;
 use ssegate::hub::{Collected, Hub, ResumeFrom, Subscription};
-use ssegate::metrics::Metrics;
-use ssegate::publish;
-use ssegate::registry::StreamRegistry;
-use ssegate::sse::encode::{self, EventData};
-use ssegate::sse::{SseBody, StreamContext, StreamSettings};
-use ssegate::state::ConnState;
+use ssegate::model::event_id::EventId;
+use ssegate::observe::metrics::Metrics;
+use ssegate::observe::registry::StreamRegistry;
+use ssegate::stream::connection::ConnState;
+use ssegate::stream::drain::Drain;
+use ssegate::stream::{SseBody, StreamContext, StreamSettings};
+use ssegate::wire::sse::{self, EventData};
 
 /// The default `sse.max_batch_bytes`.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
@@ -125,7 +125,7 @@ fn limits() -> LimitsConfig {
 /// would prepare it.
 fn small_event() -> PreparedEvent {
     let mut request =
-        publish::parse(single_publish_body().as_bytes(), &limits()).expect("valid publish");
+        publish_body::parse(single_publish_body().as_bytes(), &limits()).expect("valid publish");
     request.events.remove(0)
 }
 
@@ -171,7 +171,7 @@ impl Rig {
             epoch: self.hub.epoch(),
             seq,
         };
-        encode::frame_with_id(id, &self.event.body).len()
+        sse::frame_with_id(id, &self.event.body).len()
     }
 }
 
@@ -195,23 +195,21 @@ fn bench_encode(c: &mut Criterion) {
         ("json_1k", None, EventData::Json(json_object())),
     ];
     for (name, event, data) in &cases {
-        let encoded = encode::event_body(*event, data).len();
+        let encoded = sse::event_body(*event, data).len();
         group.throughput(Throughput::Bytes(encoded as u64));
         group.bench_function(*name, |b| {
-            b.iter(|| encode::event_body(black_box(*event), black_box(data)))
+            b.iter(|| sse::event_body(black_box(*event), black_box(data)))
         });
     }
 
-    let body = encode::event_body(Some("message"), &EventData::Text(small_text()));
+    let body = sse::event_body(Some("message"), &EventData::Text(small_text()));
     let id = EventId {
         epoch: 0x5eed_0001,
         seq: 1_234_567,
     };
-    group.throughput(Throughput::Bytes(
-        encode::frame_with_id(id, &body).len() as u64
-    ));
+    group.throughput(Throughput::Bytes(sse::frame_with_id(id, &body).len() as u64));
     group.bench_function("frame_with_id", |b| {
-        b.iter(|| encode::frame_with_id(black_box(id), black_box(&body)))
+        b.iter(|| sse::frame_with_id(black_box(id), black_box(&body)))
     });
     group.finish();
 }
@@ -249,11 +247,11 @@ fn bench_publish_parse(c: &mut Criterion) {
         ("batch_100", batch, 100),
     ];
     for (name, body, events) in &cases {
-        let parsed = publish::parse(body.as_bytes(), &limits).expect("valid publish");
+        let parsed = publish_body::parse(body.as_bytes(), &limits).expect("valid publish");
         assert_eq!(parsed.events.len(), *events);
         group.throughput(Throughput::Elements(*events as u64));
         group.bench_function(*name, |b| {
-            b.iter(|| publish::parse(black_box(body.as_bytes()), &limits))
+            b.iter(|| publish_body::parse(black_box(body.as_bytes()), &limits))
         });
     }
     group.finish();
@@ -364,7 +362,7 @@ fn bench_fanout_body(c: &mut Criterion) {
         let mut bodies: Vec<SseBody> = (0..n)
             .map(|_| {
                 let sub = rig.subscribe();
-                let preamble = encode::preamble(2_000, Some(sub.position()));
+                let preamble = sse::preamble(2_000, Some(sub.position()));
                 let context = StreamContext {
                     metrics: metrics.clone(),
                     drain: drain.clone(),
@@ -489,11 +487,12 @@ fn bench_metrics(c: &mut Criterion) {
         frames: IntCounter::new("f", "f").expect("metric"),
         bytes: IntCounter::new("b", "b").expect("metric"),
         lag: Histogram::with_opts(
-            HistogramOpts::new("l", "l").buckets(ssegate::hot_metrics::LAG_BUCKETS.to_vec()),
+            HistogramOpts::new("l", "l")
+                .buckets(ssegate::observe::hot_metrics::LAG_BUCKETS.to_vec()),
         )
         .expect("metric"),
     });
-    let hot = Arc::new(ssegate::hot_metrics::HotMetrics::new());
+    let hot = Arc::new(ssegate::observe::hot_metrics::HotMetrics::new());
     let lag_of = |i: u64| 0.000_2 + (i & 15) as f64 * 1e-5;
     let update_shared = {
         let shared = shared.clone();

@@ -7,34 +7,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod access;
-pub mod admin;
-pub mod auth;
+pub mod app;
 pub mod broker;
-pub mod channel_name;
 pub mod config;
-pub mod conn_io;
-pub mod conn_limits;
-pub mod cors;
-pub mod drain;
-pub mod error;
-pub mod event_id;
-pub mod hot_metrics;
 pub mod http;
 pub mod hub;
-pub mod jwt;
-pub mod lean_h1;
-pub mod lean_stream;
-pub mod listener;
-pub mod log_budget;
-pub mod metrics;
-pub mod publish;
-pub mod rate_limit;
-pub mod registry;
-pub mod server;
-pub mod sse;
-pub mod state;
-pub mod tls;
+pub mod model;
+pub mod observe;
+pub mod policy;
+pub mod stream;
+pub mod transport;
+pub mod wire;
 
+pub use app::gateway::Gateway;
 pub use config::Config;
-pub use server::Gateway;

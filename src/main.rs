@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         // Certificates are part of a valid config: load them as start-up would.
         for l in &config.listeners {
             if let Some(tls) = l.tls.as_ref().filter(|t| t.cert.is_some()) {
-                if let Err(e) = ssegate::tls::load(tls) {
+                if let Err(e) = ssegate::transport::tls::load(tls) {
                     eprintln!("ssegate: invalid configuration: listener {}: {e}", l.name);
                     return ExitCode::from(2);
                 }
@@ -73,8 +73,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (soft_before, soft_after) = ssegate::server::raise_open_files_limit();
-    let (_, hard) = ssegate::server::open_files_limit();
+    let (soft_before, soft_after) = ssegate::app::gateway::raise_open_files_limit();
+    let (_, hard) = ssegate::app::gateway::open_files_limit();
     tracing::info!(soft_before, soft_after, hard, "open-files limit");
     runtime.block_on(run(config, config_path))
 }

@@ -277,6 +277,20 @@ async fn metrics_follow_a_known_sequence() {
         .map(|i| json!({"channel": "slow", "data": format!("{i:0>200}")}))
         .collect();
     gw.publish_batch(batch).await;
+    // The lagged close must be the gateway's own: drop the stream only once it is
+    // counted, or the client's close can win the race and be counted instead.
+    within("the lagged close", async {
+        while metric(
+            &gw.metrics().await,
+            "ssegate_connections_closed_total{reason=\"lagged\"}",
+        )
+        .unwrap_or(0.0)
+            < 1.0
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
     drop(slow);
     drop(h2);
     drop(tls);

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::event_id::EventId;
+use crate::model::event_id::EventId;
 
 /// Keys seen in the last `window`, at most `max_keys` of them (oldest forgotten first).
 #[derive(Debug)]

@@ -7,9 +7,9 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use super::{BoxFuture, Broker, IdempotencyWindow, PreparedEvent, PublishError, Published};
-use crate::event_id::EventId;
 use crate::hub::Hub;
-use crate::sse::encode::frame_with_id;
+use crate::model::event_id::EventId;
+use crate::wire::sse::frame_with_id;
 
 /// The sequencer's state, guarded by one lock.
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::event_id::EventId;
+use crate::model::event_id::EventId;
 
 pub use idempotency::IdempotencyWindow;
 pub use memory::MemoryBroker;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use super::direct::{DirectList, DirectMember};
+use super::push::{DirectList, DirectMember};
 use super::ring::Ring;
 
 /// A channel in the hub.
@@ -70,7 +70,7 @@ impl Channel {
     }
 
     /// Makes `member` a direct member: written by a pass after each commit (see
-    /// [`super::direct`]). It must [`Channel::leave_direct`] before it goes.
+    /// [`super::push`]). It must [`Channel::leave_direct`] before it goes.
     pub fn join_direct(&self, member: Arc<dyn DirectMember>) {
         self.direct.join(member);
     }

@@ -8,7 +8,7 @@
 //! merge across channels is exact, and replay and live delivery are the same code path.
 
 mod channel;
-pub mod direct;
+pub mod push;
 mod ring;
 mod subscription;
 
@@ -22,7 +22,7 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 
 use crate::config::HistoryPolicy;
-use crate::event_id::EventId;
+use crate::model::event_id::EventId;
 
 pub use channel::Channel;
 pub use ring::{Frame, Ring};

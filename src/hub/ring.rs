@@ -36,11 +36,11 @@ impl Frame {
     pub fn new(seq: u64, sse: &[u8], accepted_at: Instant, exclude: Option<Arc<str>>) -> Frame {
         Frame {
             seq,
-            chunk: crate::sse::chunked::chunk(sse),
+            chunk: crate::wire::chunked::chunk(sse),
             sse_start: if sse.is_empty() {
                 0
             } else {
-                crate::sse::chunked::data_offset(sse.len())
+                crate::wire::chunked::data_offset(sse.len())
             },
             accepted_at,
             exclude,

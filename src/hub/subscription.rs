@@ -11,7 +11,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 use super::{leave, pending_after, Channel, Frame, Hub, ResyncReason};
-use crate::event_id::EventId;
+use crate::model::event_id::EventId;
 
 /// Where a new subscription starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,7 +245,7 @@ impl Subscription {
                 buf.freeze()
             }
             (many, Framing::Chunked) => {
-                crate::sse::chunked::chunk_parts(many.iter().map(Frame::sse))
+                crate::wire::chunked::chunk_parts(many.iter().map(Frame::sse))
             }
         };
         let collected = Collected::Frames {

@@ -22,10 +22,11 @@ use ::http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Uri, Vers
 use http_body_util::{BodyExt, Either};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::error::ApiError;
 use crate::http as routes;
-use crate::sse::SseBody;
-use crate::state::{ConnState, Shared};
+use crate::http::shared::Shared;
+use crate::model::error::ApiError;
+use crate::stream::connection::ConnState;
+use crate::stream::SseBody;
 
 /// A request head as read from the socket.
 pub enum Head {
@@ -170,7 +171,7 @@ pub async fn prepare<S: AsyncWrite + Unpin>(
         return Prepared::Answered(After::Close);
     }
     let config = shared.config();
-    let origin = match crate::cors::check(&config.cors, &headers) {
+    let origin = match crate::policy::cors::check(&config.cors, &headers) {
         Ok(origin) => origin,
         Err(e) => return answer(write_whole(io, routes::error_response(shared, e), true).await),
     };
@@ -181,7 +182,7 @@ pub async fn prepare<S: AsyncWrite + Unpin>(
         Err(e) => routes::error_response(shared, e),
     };
     if let Some(origin) = &origin {
-        crate::cors::decorate(&config.cors, origin, response.headers_mut());
+        crate::policy::cors::decorate(&config.cors, origin, response.headers_mut());
     }
     let (parts, body) = response.into_parts();
     match body {

@@ -12,10 +12,10 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::broker::PreparedEvent;
-use crate::channel_name;
 use crate::config::LimitsConfig;
-use crate::error::ApiError;
-use crate::sse::encode::{self, EventData};
+use crate::model::channel_name;
+use crate::model::error::ApiError;
+use crate::wire::sse::{self as encode, EventData};
 
 /// Event names starting with this are the gateway's own (`ssegate.resync`).
 pub const RESERVED_EVENT_PREFIX: &str = "ssegate.";

@@ -15,13 +15,14 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::broker::{IdempotencyWindow, MemoryBroker};
 use crate::config::{Config, FD_RESERVE};
-use crate::conn_limits::ConnectionLimiter;
+use crate::http::shared::Shared;
 use crate::hub::Hub;
-use crate::jwt::Verifier;
-use crate::listener::{AcceptContext, BoundListener, SharedAcceptor};
-use crate::metrics::Metrics;
-use crate::state::{Secrets, Shared};
-use crate::tls;
+use crate::observe::metrics::Metrics;
+use crate::policy::admission::ConnectionLimiter;
+use crate::policy::jwt::Verifier;
+use crate::policy::secrets::Secrets;
+use crate::transport::accept::{AcceptContext, BoundListener, SharedAcceptor};
+use crate::transport::tls;
 
 /// How often expired history is dropped and idle channels forgotten.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);

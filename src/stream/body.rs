@@ -18,14 +18,15 @@ use prometheus::IntGauge;
 use tokio::sync::futures::OwnedNotified;
 use tokio::time::{Instant, Sleep};
 
-use super::{chunked, encode};
 use crate::config::LagPolicy;
-use crate::drain::Drain;
 use crate::hub::{Collected, Framing, ResyncReason, Subscription};
-use crate::log_budget::LogBudget;
-use crate::metrics::Metrics;
-use crate::registry::Registration;
-use crate::state::{CloseReason, StreamSlot};
+use crate::model::reasons::CloseReason;
+use crate::observe::log_budget::LogBudget;
+use crate::observe::metrics::Metrics;
+use crate::observe::registry::Registration;
+use crate::stream::connection::StreamSlot;
+use crate::stream::drain::Drain;
+use crate::wire::{chunked, sse as encode};
 
 /// How one stream is written.
 #[derive(Debug, Clone, Copy)]

@@ -13,12 +13,12 @@
 use http::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 
-use crate::auth::{self, KeyRole};
-use crate::error::ApiError;
-use crate::event_id::EventId;
+use crate::http::shared::Shared;
 use crate::hub::ChannelStats;
-use crate::registry::StreamRecord;
-use crate::state::Shared;
+use crate::model::error::ApiError;
+use crate::model::event_id::EventId;
+use crate::observe::registry::StreamRecord;
+use crate::policy::keys::{self, KeyRole};
 
 /// The largest page.
 pub const MAX_PAGE: usize = 1000;
@@ -41,7 +41,7 @@ pub fn handle<B>(shared: &Shared, req: &Request<B>) -> Result<(StatusCode, Strin
             )
         });
     }
-    auth::check_key(req.headers(), &keys, KeyRole::Admin)?;
+    keys::check_key(req.headers(), &keys, KeyRole::Admin)?;
     let path = req.uri().path().trim_end_matches('/');
     let query = Query::parse(req.uri().query());
     let method = req.method();

@@ -14,9 +14,9 @@ use prometheus::{
 
 use std::sync::Arc;
 
-use crate::hot_metrics::{HotCollector, HotMetrics};
 use crate::hub::ResyncReason;
-use crate::state::CloseReason;
+use crate::model::reasons::CloseReason;
+use crate::observe::hot_metrics::{HotCollector, HotMetrics};
 
 /// Every refusal reason the gateway counts, created up front.
 pub const REFUSAL_REASONS: [&str; 14] = [
@@ -236,7 +236,7 @@ impl Metrics {
         for kind in AUTH_FAILURE_KINDS {
             m.auth_failures_total.with_label_values(&[kind]);
         }
-        for kind in crate::jwt::TokenError::ALL {
+        for kind in crate::policy::jwt::TokenError::ALL {
             m.auth_failures_total.with_label_values(&[kind.as_str()]);
         }
         for source in EVENT_SOURCES {

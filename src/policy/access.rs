@@ -9,9 +9,9 @@
 //! match every target channel; a rule with `publish: false` closes a channel to all
 //! publishers.
 
-use crate::channel_name::pattern_matches_with;
 use crate::config::{rule_for, Access, Config};
-use crate::jwt::Claims;
+use crate::model::channel_name::pattern_matches_with;
+use crate::policy::jwt::Claims;
 
 /// Why access was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub fn may_subscribe(
     };
     let bound = rule.is_some_and(|r| {
         claims.subject.is_some()
-            && r.pattern.contains(crate::channel_name::SUBJECT)
+            && r.pattern.contains(crate::model::channel_name::SUBJECT)
             && pattern_matches_with(&r.pattern, channel, claims.subject.as_deref())
     });
     if bound || granted(&claims.subscribe, claims, channel) {

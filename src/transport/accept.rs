@@ -18,12 +18,13 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, Routes};
-use crate::conn_io::{GuardedIo, Prefixed};
-use crate::conn_limits::{ConnectionLimiter, Permit, Refusal};
 use crate::http;
-use crate::lean_h1::{self, After, Head, Prepared};
-use crate::lean_stream;
-use crate::state::{ConnState, Shared};
+use crate::http::shared::Shared;
+use crate::policy::admission::{ConnectionLimiter, Permit, Refusal};
+use crate::stream::connection::ConnState;
+use crate::transport::guarded_io::{GuardedIo, Prefixed};
+use crate::transport::plain_h1::{self, After, Head, Prepared};
+use crate::transport::pushed_stream;
 
 /// Connections beyond the cap that are still answered (503/429) rather than closed
 /// at once; past this many, a refused socket is closed without a word.
@@ -243,7 +244,7 @@ async fn serve_plain(
         // The head reads and the answers other than a stream are boxed: the task's
         // future is as large as its largest state, and it should be the idle stream's.
         let head = if first {
-            Box::pin(lean_h1::read_head(
+            Box::pin(plain_h1::read_head(
                 &mut io,
                 &mut buf,
                 limits.max_header_bytes,
@@ -253,7 +254,7 @@ async fn serve_plain(
         } else {
             // Between requests on a kept-alive connection the same bound applies as
             // hyper's: a whole head within the header read timeout.
-            let read = lean_h1::read_head(
+            let read = plain_h1::read_head(
                 &mut io,
                 &mut buf,
                 limits.max_header_bytes,
@@ -287,14 +288,14 @@ async fn serve_plain(
                     .store(true, std::sync::atomic::Ordering::Release);
                 let pipelined = buf.len() > consumed;
                 drop(buf);
-                let prepared = Box::pin(lean_h1::prepare(
+                let prepared = Box::pin(plain_h1::prepare(
                     &mut io, &shared, &conn, uri, headers, pipelined,
                 ))
                 .await;
                 let after = match prepared {
                     Prepared::Stream { body } => {
-                        let stream = lean_stream::open(io, body);
-                        let (back, after) = lean_stream::run(stream).await;
+                        let stream = pushed_stream::open(io, body);
+                        let (back, after) = pushed_stream::run(stream).await;
                         match back {
                             Some(back) => io = back,
                             None => return,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::channel_name;
+use crate::model::channel_name;
 
 /// The whole configuration, as read from `gateway.yaml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -20,7 +20,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-use crate::state::{CloseReason, ConnState};
+use crate::model::reasons::CloseReason;
+use crate::stream::connection::ConnState;
 
 /// A stream with a write-stall deadline and a first-request deadline.
 pub struct GuardedIo<S> {

@@ -10,7 +10,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::StatusCode;
 
 use crate::config::CorsConfig;
-use crate::error::ApiError;
+use crate::model::error::ApiError;
 
 /// Methods a preflight allows.
 pub const ALLOW_METHODS: &str = "GET, POST, OPTIONS";

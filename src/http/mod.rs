@@ -3,6 +3,10 @@
 //! `GET /events`, `GET /events/{channel}`, `POST /publish`, `GET /cursor`,
 //! `GET /healthz`, `GET /readyz`, `GET /metrics`.
 
+pub mod admin;
+pub mod publish_body;
+pub mod shared;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,20 +17,20 @@ use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 
-use crate::access::{self, Denied};
-use crate::admin;
-use crate::auth::{self, KeyRole};
 use crate::broker::PublishError;
 use crate::config::Config;
-use crate::conn_limits::Refusal;
-use crate::cors;
-use crate::error::ApiError;
-use crate::event_id::EventId;
+use crate::http::shared::Shared;
 use crate::hub::{LagBounds, ResumeFrom, Start};
-use crate::jwt::Claims;
-use crate::publish;
-use crate::sse::{encode, SseBody, StreamContext, StreamSettings};
-use crate::state::{ConnState, Shared};
+use crate::model::error::ApiError;
+use crate::model::event_id::EventId;
+use crate::policy::access::{self, Denied};
+use crate::policy::admission::Refusal;
+use crate::policy::cors;
+use crate::policy::jwt::Claims;
+use crate::policy::keys::{self, KeyRole};
+use crate::stream::connection::ConnState;
+use crate::stream::{SseBody, StreamContext, StreamSettings};
+use crate::wire::sse as encode;
 
 /// Every response body: a whole one, or an event stream.
 pub type ResponseBody = Either<Full<Bytes>, SseBody>;
@@ -97,7 +101,7 @@ fn preflight<B>(shared: &Shared, req: &Request<B>) -> Result<Response<ResponseBo
 /// The token a subscriber sent: `Authorization: Bearer`, the token query parameter,
 /// or the configured cookie, in that order.
 fn subscriber_token(config: &Config, uri: &http::Uri, headers: &http::HeaderMap) -> Option<String> {
-    if let Some(bearer) = auth::bearer(headers) {
+    if let Some(bearer) = keys::bearer(headers) {
         return Some(bearer.to_string());
     }
     let from_query = uri.query().and_then(|q| {
@@ -169,10 +173,10 @@ impl Publisher {
 /// A static publish key, or else a token with publish grants.
 fn authorize_publisher(shared: &Shared, headers: &http::HeaderMap) -> Result<Publisher, ApiError> {
     let keys = shared.publish_keys();
-    match auth::check_key(headers, &keys, KeyRole::Publish) {
+    match keys::check_key(headers, &keys, KeyRole::Publish) {
         Ok(name) => Ok(Publisher::Key(name)),
         Err(e) if e.code == "publish_key_invalid" && shared.verifier().is_enabled() => {
-            let token = auth::bearer(headers).unwrap_or("");
+            let token = keys::bearer(headers).unwrap_or("");
             if token.split('.').count() != 3 {
                 return Err(e);
             }
@@ -272,7 +276,7 @@ pub fn subscribe(
             }
         }
     }
-    let channels = publish::validate_channels(names, limits.max_channels_per_connection)?;
+    let channels = publish_body::validate_channels(names, limits.max_channels_per_connection)?;
     let claims = match subscriber_token(&config, uri, headers) {
         Some(token) => Some(verify_token(shared, &token)?),
         None => None,
@@ -452,7 +456,7 @@ async fn publish(
             }
         })?
         .to_bytes();
-    let request = publish::parse(&body, &config.limits)?;
+    let request = publish_body::parse(&body, &config.limits)?;
     let claims = match &publisher {
         Publisher::Token(c) => Some(c),
         Publisher::Key(_) => None,

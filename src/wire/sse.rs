@@ -8,7 +8,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::event_id::EventId;
+use crate::model::event_id::EventId;
 
 /// An event's payload.
 #[derive(Debug, Clone, PartialEq)]

@@ -22,10 +22,10 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::conn_io::GuardedIo;
-use crate::hub::direct::DirectMember;
-use crate::lean_h1::After;
-use crate::sse::{Direct, SseBody};
+use crate::hub::push::DirectMember;
+use crate::stream::{Direct, SseBody};
+use crate::transport::guarded_io::GuardedIo;
+use crate::transport::plain_h1::After;
 
 /// The terminating chunk of a chunked body.
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";

@@ -5,7 +5,7 @@ use http::header::AUTHORIZATION;
 use http::HeaderMap;
 
 use crate::config::ResolvedKey;
-use crate::error::ApiError;
+use crate::model::error::ApiError;
 
 /// What a key check is for: names the error codes and the metric kind.
 #[derive(Debug, Clone, Copy)]
