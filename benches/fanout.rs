@@ -60,7 +60,7 @@ use ssegate::broker::{IdempotencyWindow, MemoryBroker, PreparedEvent};
 use ssegate::config::{HistoryConfig, LimitsConfig};
 use ssegate::config::{LagPolicy, Routes};
 use ssegate::http::publish_body;
-use ssegate::hub::{Collected, Hub, ResumeFrom, Subscription};
+use ssegate::hub::{Collected, HistoryBounds, Hub, ResumeFrom, Subscription};
 use ssegate::model::event_id::EventId;
 use ssegate::observe::metrics::Metrics;
 use ssegate::observe::registry::StreamRegistry;
@@ -142,7 +142,13 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
-        let hub = Arc::new(Hub::new(0x5eed_0001, HistoryConfig::default(), 1_000));
+        let history = HistoryConfig::default();
+        let bounds = HistoryBounds {
+            max_events: history.max_events,
+            max_age: history.max_age,
+            max_bytes: history.max_bytes,
+        };
+        let hub = Arc::new(Hub::new(0x5eed_0001, bounds, 1_000));
         let window = IdempotencyWindow::new(Duration::from_secs(60), 1_024);
         Rig {
             broker: MemoryBroker::new(hub.clone(), window),

@@ -16,7 +16,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::broker::{IdempotencyWindow, MemoryBroker};
 use crate::config::{Config, FD_RESERVE};
 use crate::http::shared::Shared;
-use crate::hub::Hub;
+use crate::hub::{HistoryBounds, HistoryOverride, HistoryPolicy, Hub};
 use crate::observe::metrics::Metrics;
 use crate::policy::admission::ConnectionLimiter;
 use crate::policy::jwt::Verifier;
@@ -101,6 +101,28 @@ fn resolve_secrets(config: &Config) -> Result<Secrets, StartError> {
     })
 }
 
+/// The hub's history bounds from the configuration: the `history` section as the
+/// defaults, each channel rule's `max_*` fields as an override for its pattern.
+fn history_policy(config: &Config) -> HistoryPolicy {
+    HistoryPolicy {
+        defaults: HistoryBounds {
+            max_events: config.history.max_events,
+            max_age: config.history.max_age,
+            max_bytes: config.history.max_bytes,
+        },
+        overrides: config
+            .channels
+            .iter()
+            .map(|rule| HistoryOverride {
+                pattern: rule.pattern.clone(),
+                max_events: rule.max_events,
+                max_age: rule.max_age,
+                max_bytes: rule.max_bytes,
+            })
+            .collect(),
+    }
+}
+
 /// The open-files limit now: (soft, hard).
 pub fn open_files_limit() -> (u64, u64) {
     rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap_or((1024, 1024))
@@ -121,7 +143,7 @@ impl Gateway {
         let epoch = fastrand::u32(..);
         let hub = Arc::new(Hub::new(
             epoch,
-            config.history_policy(),
+            history_policy(&config),
             config.limits.max_channels,
         ));
         let broker = Arc::new(MemoryBroker::new(
@@ -324,5 +346,23 @@ fn warn_about_dev_keys(config: &Config, secrets: &Secrets) {
         } else {
             tracing::info!(key = %key.name, "{role} key uses its development default (loopback only)");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ChannelRule;
+
+    #[test]
+    fn channel_rules_override_history_first_match_wins() {
+        let mut config = Config::default();
+        let mut chat = ChannelRule::new("chat:*");
+        chat.max_events = Some(10);
+        config.channels = vec![chat, ChannelRule::new("*")];
+        let policy = history_policy(&config);
+        assert_eq!(policy.bounds_for("chat:1").max_events, 10);
+        assert_eq!(policy.bounds_for("chat:1").max_age, config.history.max_age);
+        assert_eq!(policy.bounds_for("news").max_events, 1000);
     }
 }

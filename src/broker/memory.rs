@@ -6,10 +6,11 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use super::{BoxFuture, Broker, IdempotencyWindow, PreparedEvent, PublishError, Published};
+use super::{
+    encode_frame, BoxFuture, Broker, IdempotencyWindow, PreparedEvent, PublishError, Published,
+};
 use crate::hub::Hub;
 use crate::model::event_id::EventId;
-use crate::wire::sse::frame_with_id;
 
 /// The sequencer's state, guarded by one lock.
 #[derive(Debug)]
@@ -62,7 +63,7 @@ impl MemoryBroker {
             let seq = seq_state.last_seq + 1;
             seq_state.last_seq = seq;
             let id = EventId { epoch, seq };
-            let frame = frame_with_id(id, &event.body);
+            let frame = encode_frame(id, &event.body);
             self.hub.append(
                 seq,
                 &event.channels,

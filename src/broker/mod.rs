@@ -11,10 +11,21 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::hub::Encoded;
 use crate::model::event_id::EventId;
+use crate::wire::{chunked, sse};
 
 pub use idempotency::IdempotencyWindow;
 pub use memory::MemoryBroker;
+
+/// An accepted event as the hub stores it: its SSE frame (with its `id:` line) as the
+/// payload, inside one HTTP/1.1 chunk as the envelope, so that pushed HTTP/1.1 streams
+/// write it as it is (one `send()` per delivery) and every other stream writes the SSE.
+/// Encoded once per event, whatever the number of channels and subscribers.
+pub fn encode_frame(id: EventId, body: &Bytes) -> Encoded {
+    let (chunk, payload) = chunked::chunk_with_range(&sse::frame_with_id(id, body));
+    Encoded::enveloped(chunk, payload)
+}
 
 /// A boxed future, so brokers can be chosen at run time.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

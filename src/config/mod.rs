@@ -353,53 +353,6 @@ pub fn rule_for<'a>(rules: &'a [ChannelRule], channel: &str) -> Option<&'a Chann
         .find(|r| channel_name::pattern_matches_with(&r.pattern, channel, None))
 }
 
-/// History bounds for every channel: the global values under the channel rules.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HistoryPolicy {
-    /// The global values.
-    pub defaults: HistoryConfig,
-    /// The channel rules (only their history fields matter here).
-    pub rules: Vec<ChannelRule>,
-}
-
-impl HistoryPolicy {
-    /// The bounds for a channel: its rule's values over the global ones.
-    pub fn bounds_for(&self, channel: &str) -> HistoryBounds {
-        let rule = rule_for(&self.rules, channel);
-        HistoryBounds {
-            max_events: rule
-                .and_then(|r| r.max_events)
-                .unwrap_or(self.defaults.max_events),
-            max_age: rule
-                .and_then(|r| r.max_age)
-                .unwrap_or(self.defaults.max_age),
-            max_bytes: rule
-                .and_then(|r| r.max_bytes)
-                .unwrap_or(self.defaults.max_bytes),
-        }
-    }
-}
-
-impl From<HistoryConfig> for HistoryPolicy {
-    fn from(defaults: HistoryConfig) -> HistoryPolicy {
-        HistoryPolicy {
-            defaults,
-            rules: Vec::new(),
-        }
-    }
-}
-
-/// The effective history bounds of one channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HistoryBounds {
-    /// Events kept.
-    pub max_events: usize,
-    /// Age limit.
-    pub max_age: Duration,
-    /// Byte limit.
-    pub max_bytes: usize,
-}
-
 /// Bounds on what one client or request may cost.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -802,14 +755,6 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
-    /// The history bounds of every channel.
-    pub fn history_policy(&self) -> HistoryPolicy {
-        HistoryPolicy {
-            defaults: self.history.clone(),
-            rules: self.channels.clone(),
-        }
-    }
-
     /// Parses YAML text and validates it.
     pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
         let config: Config =
@@ -1131,18 +1076,5 @@ mod tests {
     fn unknown_fields_are_refused() {
         let err = Config::from_yaml("limits:\n  max_body_byte: 3\n").unwrap_err();
         assert!(err.to_string().contains("max_body_byte"), "{err}");
-    }
-
-    #[test]
-    fn channel_rules_first_match_wins() {
-        let mut chat = ChannelRule::new("chat:*");
-        chat.max_events = Some(10);
-        let policy = HistoryPolicy {
-            defaults: HistoryConfig::default(),
-            rules: vec![chat, ChannelRule::new("*")],
-        };
-        assert_eq!(policy.bounds_for("chat:1").max_events, 10);
-        assert_eq!(policy.bounds_for("chat:1").max_age, policy.defaults.max_age);
-        assert_eq!(policy.bounds_for("news").max_events, 1000);
     }
 }

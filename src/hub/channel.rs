@@ -1,5 +1,5 @@
 //! One channel: its history ring, its subscriber count, the wake-up its subscribers
-//! wait on and its direct members (lean streams written by passes).
+//! wait on and its pushed streams (written by push passes).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use super::push::{DirectList, DirectMember};
+use super::push::{PushList, PushedStream};
 use super::ring::Ring;
 
 /// A channel in the hub.
@@ -20,11 +20,12 @@ pub struct Channel {
     pub(super) ring: Mutex<Ring>,
     /// Woken (all waiters at once) after events are appended and committed.
     pub(super) notify: Arc<Notify>,
-    /// Open subscriptions naming this channel; changed only under the hub's map lock
-    /// (read side), so the sweeper (write side) never drops a channel being joined.
+    /// Open subscriptions naming this channel. Raised only under the hub's map lock
+    /// (read side), so the sweeper (write side) never drops a channel being joined;
+    /// lowered anywhere (a leave can only make a channel droppable, never revive it).
     pub(super) subscribers: AtomicUsize,
-    /// Lean streams written by passes after each commit instead of being woken.
-    pub(super) direct: Arc<DirectList>,
+    /// Pushed streams: written by push passes after each commit instead of being woken.
+    pub(super) pushed: Arc<PushList>,
 }
 
 impl Channel {
@@ -34,7 +35,7 @@ impl Channel {
             ring: Mutex::new(ring),
             notify: Arc::new(Notify::new()),
             subscribers: AtomicUsize::new(0),
-            direct: Arc::new(DirectList::default()),
+            pushed: Arc::new(PushList::default()),
         }
     }
 
@@ -63,28 +64,28 @@ impl Channel {
         self.ring.lock().pending_after(position)
     }
 
-    /// Wakes every subscriber waiting on this channel, direct members' tasks included.
+    /// Wakes every subscriber waiting on this channel, pushed streams' tasks included.
     pub fn wake(&self) {
         self.notify.notify_waiters();
-        self.direct.wake_tasks();
+        self.pushed.wake_tasks();
     }
 
-    /// Makes `member` a direct member: written by a pass after each commit (see
-    /// [`super::push`]). It must [`Channel::leave_direct`] before it goes.
-    pub fn join_direct(&self, member: Arc<dyn DirectMember>) {
-        self.direct.join(member);
+    /// Makes `stream` a pushed stream of this channel: written by a pass after each commit (see
+    /// [`super::push`]). It must [`Channel::leave_pushed`] before it goes.
+    pub fn join_pushed(&self, stream: Arc<dyn PushedStream>) {
+        self.pushed.join(stream);
     }
 
-    /// Ends a direct membership.
-    pub fn leave_direct(&self, member: &Arc<dyn DirectMember>) {
-        self.direct.leave(member);
+    /// Takes `stream` off this channel's pushed streams.
+    pub fn leave_pushed(&self, stream: &Arc<dyn PushedStream>) {
+        self.pushed.leave(stream);
     }
 
     /// After a commit that touched this channel: wakes its waiting subscribers and
-    /// starts a pass over its direct members.
+    /// starts a push pass over its pushed streams.
     pub(super) fn committed(&self) {
         self.notify.notify_waiters();
-        self.direct.schedule();
+        self.pushed.schedule();
     }
 
     /// A handle to wait for the next commit that touches this channel.

@@ -8,6 +8,7 @@
 //! merge across channels is exact, and replay and live delivery are the same code path.
 
 mod channel;
+mod history;
 pub mod push;
 mod ring;
 mod subscription;
@@ -18,15 +19,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use parking_lot::RwLock;
 
-use crate::config::HistoryPolicy;
 use crate::model::event_id::EventId;
 
 pub use channel::Channel;
-pub use ring::{Frame, Ring};
-pub use subscription::{Collected, Framing, LagBounds, ResumeFrom, Start, Subscription};
+pub use history::{HistoryBounds, HistoryOverride, HistoryPolicy};
+pub use ring::{Encoded, Frame, Ring};
+pub use subscription::{Collected, Framing, LagBounds, ResumeFrom, Start, Subscription, WrapFn};
 
 /// Why a subscriber is told to resync instead of getting a seamless stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,12 +151,12 @@ impl Hub {
         &self,
         seq: u64,
         names: &[Arc<str>],
-        bytes: &Bytes,
+        encoded: &Encoded,
         accepted_at: Instant,
         exclude: Option<&Arc<str>>,
         touched: &mut Vec<Arc<Channel>>,
     ) {
-        let framed = Frame::new(seq, bytes, accepted_at, exclude.cloned());
+        let framed = Frame::new(seq, encoded.clone(), accepted_at, exclude.cloned());
         for name in names {
             let frame = framed.clone();
             // The map lock is held across the ring push so the sweeper cannot drop the

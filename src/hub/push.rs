@@ -1,35 +1,36 @@
-//! Direct fan-out: a channel's lean streams are written by a pass over them after each
-//! commit, instead of each stream's task being woken to write its own frame.
+//! Push fan-out: a channel's *pushed* streams are written by a *push pass* over them
+//! after each commit, instead of each stream's task being woken to write its own frame
+//! (the other kind, *polled* streams, are bodies that hyper polls after a wake-up).
 //!
 //! Waking a task per subscriber per event costs more than the work itself: the wake,
 //! the scheduler's queues, the poll, re-arming a wake-up registration under the
 //! channel's lock, the timer; at 5,000 subscribers that was a quarter of the gateway's
-//! CPU per delivery. A pass walks the channel's direct members and asks each to
+//! CPU per delivery. A pass walks the channel's pushed streams and asks each to
 //! deliver what it has pending, which for a stream that keeps up is one collect and
 //! one non-blocking `send()`. Anything that needs waiting (a socket that is full, a lag
 //! policy, the end of the stream) goes back to the stream's own task. Passes run on as
-//! many tasks as the runtime has workers, each over its share of the members.
+//! many tasks as the runtime has workers, each over its share of the streams.
 //!
 //! Scheduling: a commit sets `again` and starts a runner unless one is running; the
 //! runner repeats passes until no commit came during the last one. A pass that starts
 //! after a commit sees that commit's frames, so no commit is ever left unserved. The
-//! flags are sequentially consistent, and a fence pairs a member's joining with a
-//! commit's look at the member count, so no commit and no new member miss each other.
+//! flags are sequentially consistent, and a fence pairs a stream's joining with a
+//! commit's look at the stream count, so no commit and no new stream miss each other.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-/// Members a pass delivers to before it lets other tasks on its worker run (about
+/// Streams a pass delivers to before it lets other tasks on its worker run (about
 /// 2 ms of sends).
-const MEMBERS_BETWEEN_YIELDS: usize = 256;
+const STREAMS_BETWEEN_YIELDS: usize = 256;
 
-/// Members per pass task below which a pass is not split.
-const MIN_MEMBERS_PER_TASK: usize = 256;
+/// Streams per pass task below which a pass is not split.
+const MIN_STREAMS_PER_TASK: usize = 256;
 
-/// A stream that a pass can deliver to.
-pub trait DirectMember: Send + Sync {
+/// A pushed stream: one that a push pass can deliver to.
+pub trait PushedStream: Send + Sync {
     /// Writes what is pending for this stream without waiting, or hands the work to
     /// the stream's task. Never blocks.
     fn deliver(&self);
@@ -37,58 +38,58 @@ pub trait DirectMember: Send + Sync {
     fn wake_task(&self);
 }
 
-/// The direct members of one channel and its pass runner's state.
+/// The pushed streams of one channel and its pass runner's state.
 #[derive(Default)]
-pub struct DirectList {
-    members: Mutex<Vec<Arc<dyn DirectMember>>>,
+pub struct PushList {
+    streams: Mutex<Vec<Arc<dyn PushedStream>>>,
     count: AtomicUsize,
     running: AtomicBool,
     again: AtomicBool,
 }
 
-impl std::fmt::Debug for DirectList {
+impl std::fmt::Debug for PushList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DirectList")
-            .field("members", &self.count.load(Ordering::Relaxed))
+        f.debug_struct("PushList")
+            .field("streams", &self.count.load(Ordering::Relaxed))
             .finish()
     }
 }
 
-impl DirectList {
-    /// Adds a member.
-    pub fn join(&self, member: Arc<dyn DirectMember>) {
-        let mut members = self.members.lock();
-        members.push(member);
-        self.count.store(members.len(), Ordering::SeqCst);
-        drop(members);
+impl PushList {
+    /// Adds a pushed stream.
+    pub fn join(&self, stream: Arc<dyn PushedStream>) {
+        let mut streams = self.streams.lock();
+        streams.push(stream);
+        self.count.store(streams.len(), Ordering::SeqCst);
+        drop(streams);
         // Pairs with the fence in `schedule`: either a commit's schedule sees this
-        // member, or the member's first collect (after this) sees that commit.
+        // stream, or the stream's first collect (after this) sees that commit.
         fence(Ordering::SeqCst);
     }
 
-    /// Removes a member (by identity).
-    pub fn leave(&self, member: &Arc<dyn DirectMember>) {
-        let mut members = self.members.lock();
-        if let Some(i) = members.iter().position(|m| Arc::ptr_eq(m, member)) {
-            members.swap_remove(i);
+    /// Removes a pushed stream (by identity).
+    pub fn leave(&self, stream: &Arc<dyn PushedStream>) {
+        let mut streams = self.streams.lock();
+        if let Some(i) = streams.iter().position(|m| Arc::ptr_eq(m, stream)) {
+            streams.swap_remove(i);
         }
-        self.count.store(members.len(), Ordering::SeqCst);
+        self.count.store(streams.len(), Ordering::SeqCst);
     }
 
-    /// Number of members.
+    /// Number of pushed streams.
     pub fn len(&self) -> usize {
         self.count.load(Ordering::SeqCst)
     }
 
-    /// True when there is no member.
+    /// True when there is no pushed stream.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Wakes every member's task.
+    /// Wakes every pushed stream's task.
     pub fn wake_tasks(&self) {
-        let members = self.members.lock().clone();
-        for m in members {
+        let streams = self.streams.lock().clone();
+        for m in streams {
             m.wake_task();
         }
     }
@@ -125,38 +126,38 @@ impl DirectList {
         }
     }
 
-    /// One pass over a snapshot of the members, split over the runtime's workers.
+    /// One pass over a snapshot of the streams, split over the runtime's workers.
     async fn pass(&self) {
-        let members: Arc<[Arc<dyn DirectMember>]> = self.members.lock().as_slice().into();
+        let streams: Arc<[Arc<dyn PushedStream>]> = self.streams.lock().as_slice().into();
         let workers = tokio::runtime::Handle::try_current()
             .map(|h| h.metrics().num_workers())
             .unwrap_or(1)
             .max(1);
-        let tasks = workers.min(members.len() / MIN_MEMBERS_PER_TASK).max(1);
-        let share = members.len().div_ceil(tasks);
+        let tasks = workers.min(streams.len() / MIN_STREAMS_PER_TASK).max(1);
+        let share = streams.len().div_ceil(tasks);
         let mut helpers = Vec::with_capacity(tasks.saturating_sub(1));
         for t in 1..tasks {
-            let members = members.clone();
+            let streams = streams.clone();
             helpers.push(tokio::spawn(async move {
-                let end = ((t + 1) * share).min(members.len());
-                deliver_all(&members[(t * share).min(end)..end]).await;
+                let end = ((t + 1) * share).min(streams.len());
+                deliver_all(&streams[(t * share).min(end)..end]).await;
             }));
         }
-        deliver_all(&members[..share.min(members.len())]).await;
+        deliver_all(&streams[..share.min(streams.len())]).await;
         for h in helpers {
             let _ = h.await;
         }
     }
 }
 
-/// Delivers to `members` in order, letting other tasks on this worker run between
-/// slices (a pass over thousands of members takes tens of milliseconds).
-async fn deliver_all(members: &[Arc<dyn DirectMember>]) {
-    for slice in members.chunks(MEMBERS_BETWEEN_YIELDS) {
+/// Delivers to `streams` in order, letting other tasks on this worker run between
+/// slices (a pass over thousands of streams takes tens of milliseconds).
+async fn deliver_all(streams: &[Arc<dyn PushedStream>]) {
+    for slice in streams.chunks(STREAMS_BETWEEN_YIELDS) {
         for m in slice {
             m.deliver();
         }
-        if slice.len() == MEMBERS_BETWEEN_YIELDS {
+        if slice.len() == STREAMS_BETWEEN_YIELDS {
             tokio::task::yield_now().await;
         }
     }
@@ -173,7 +174,7 @@ mod tests {
         woken: AtomicU64,
     }
 
-    impl DirectMember for Counter {
+    impl PushedStream for Counter {
         fn deliver(&self) {
             self.delivered.fetch_add(1, Ordering::Relaxed);
         }
@@ -183,8 +184,8 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn every_member_gets_a_pass_after_every_burst_of_commits() {
-        let list = Arc::new(DirectList::default());
+    async fn every_pushed_stream_gets_a_pass_after_every_burst_of_commits() {
+        let list = Arc::new(PushList::default());
         let counters: Vec<Arc<Counter>> = (0..1000).map(|_| Arc::default()).collect();
         for c in &counters {
             list.join(c.clone());
@@ -202,9 +203,9 @@ mod tests {
         }
         for c in &counters {
             let n = c.delivered.load(Ordering::Relaxed);
-            assert!((1..=50).contains(&n), "a member got {n} passes");
+            assert!((1..=50).contains(&n), "a stream got {n} passes");
         }
-        let gone: Arc<dyn DirectMember> = counters[0].clone();
+        let gone: Arc<dyn PushedStream> = counters[0].clone();
         list.leave(&gone);
         assert_eq!(list.len(), 999);
         list.wake_tasks();

@@ -7,23 +7,57 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::config::HistoryBounds;
+use super::history::HistoryBounds;
 
 /// The time constant of a ring's publish-rate estimate.
 pub const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// One event's encoded bytes as the hub stores them: the *payload* every reader gets,
+/// inside an *envelope* that a writer wanting it can send as it is. The layer that
+/// encodes events builds both (the hub never looks inside), so a transport that needs
+/// per-message framing pays for it once per event, not once per subscriber.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    /// The envelope; the payload is the slice `payload_start..payload_end` of it.
+    envelope: Bytes,
+    payload_start: usize,
+    payload_end: usize,
+}
+
+impl Encoded {
+    /// Bytes with no envelope: the payload is all of it.
+    pub fn plain(payload: Bytes) -> Encoded {
+        let len = payload.len();
+        Encoded {
+            envelope: payload,
+            payload_start: 0,
+            payload_end: len,
+        }
+    }
+
+    /// An envelope holding its payload at `payload`; a range outside the envelope is
+    /// taken as an envelope that is all payload.
+    pub fn enveloped(envelope: Bytes, payload: std::ops::Range<usize>) -> Encoded {
+        if payload.start > payload.end || payload.end > envelope.len() {
+            return Encoded::plain(envelope);
+        }
+        Encoded {
+            envelope,
+            payload_start: payload.start,
+            payload_end: payload.end,
+        }
+    }
+}
+
 /// One encoded event as it sits in a ring: shared by every subscriber that writes it.
 /// Cloning one (into a subscriber's batch) is one reference count, as cheap as cloning
-/// the bytes alone: the frame holds its bytes once, as a chunk with the SSE inside.
+/// the bytes alone: the frame holds its bytes once, the payload inside its envelope.
 #[derive(Debug, Clone)]
 pub struct Frame {
     /// The event's sequence number (the `seq` of its id).
     pub seq: u64,
-    /// The SSE bytes (`id:`, `event:`, `data:` lines and the blank line) framed as one
-    /// HTTP/1.1 chunk, for lean streams to write as they are.
-    chunk: Bytes,
-    /// Where the SSE bytes start in `chunk` (they end 2 bytes before its end).
-    sse_start: usize,
+    /// The event's bytes.
+    encoded: Encoded,
     /// When the broker accepted the event.
     pub accepted_at: Instant,
     /// Subscribers whose token has this subject skip the event (`exclude_subject`).
@@ -31,36 +65,37 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// A frame of the SSE bytes `sse`, framed once as a chunk (one copy per event,
-    /// shared by every channel and subscriber it goes to).
-    pub fn new(seq: u64, sse: &[u8], accepted_at: Instant, exclude: Option<Arc<str>>) -> Frame {
+    /// A frame of `encoded` (one copy per event, shared by every channel and subscriber
+    /// it goes to).
+    pub fn new(
+        seq: u64,
+        encoded: Encoded,
+        accepted_at: Instant,
+        exclude: Option<Arc<str>>,
+    ) -> Frame {
         Frame {
             seq,
-            chunk: crate::wire::chunked::chunk(sse),
-            sse_start: if sse.is_empty() {
-                0
-            } else {
-                crate::wire::chunked::data_offset(sse.len())
-            },
+            encoded,
             accepted_at,
             exclude,
         }
     }
 
-    /// The SSE bytes.
-    pub fn sse(&self) -> &[u8] {
-        &self.chunk[self.sse_start..self.chunk.len().saturating_sub(2).max(self.sse_start)]
+    /// The payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.encoded.envelope[self.encoded.payload_start..self.encoded.payload_end]
     }
 
-    /// The SSE bytes, shared (no copy).
-    pub fn sse_bytes(&self) -> Bytes {
-        self.chunk
-            .slice(self.sse_start..self.chunk.len().saturating_sub(2).max(self.sse_start))
+    /// The payload, shared (no copy).
+    pub fn payload_bytes(&self) -> Bytes {
+        self.encoded
+            .envelope
+            .slice(self.encoded.payload_start..self.encoded.payload_end)
     }
 
-    /// The frame as one HTTP/1.1 chunk, shared (no copy).
-    pub fn chunk(&self) -> &Bytes {
-        &self.chunk
+    /// The payload in its envelope, shared (no copy).
+    pub fn envelope(&self) -> &Bytes {
+        &self.encoded.envelope
     }
 }
 
@@ -106,8 +141,8 @@ impl Ring {
         let now = frame.accepted_at;
         self.rate = self.rate(now) + 1.0 / RATE_WINDOW.as_secs_f64();
         self.rate_at = Some(now);
-        self.bytes += frame.sse().len();
-        self.pushed_bytes += frame.sse().len() as u64;
+        self.bytes += frame.payload().len();
+        self.pushed_bytes += frame.payload().len() as u64;
         self.ends_at.push_back(self.pushed_bytes);
         self.frames.push_back(frame);
         while self.frames.len() > 1
@@ -131,7 +166,7 @@ impl Ring {
     fn drop_oldest(&mut self) {
         if let Some(f) = self.frames.pop_front() {
             self.ends_at.pop_front();
-            self.bytes -= f.sse().len();
+            self.bytes -= f.payload().len();
             self.evicted_through = self.evicted_through.max(f.seq);
         }
     }
@@ -224,10 +259,10 @@ impl Ring {
             if subject.is_some() && f.exclude.as_deref() == subject {
                 continue;
             }
-            if taken > 0 && taken + f.sse().len() > max_bytes {
+            if taken > 0 && taken + f.payload().len() > max_bytes {
                 return out.last().map(|l| l.seq).unwrap_or(after);
             }
-            taken += f.sse().len();
+            taken += f.payload().len();
             out.push(f.clone());
         }
         through
@@ -248,17 +283,26 @@ mod tests {
     }
 
     fn frame(seq: u64, at: Instant) -> Frame {
-        Frame::new(seq, &[b'x'; 10], at, None)
+        Frame::new(
+            seq,
+            Encoded::plain(Bytes::from_static(&[b'x'; 10])),
+            at,
+            None,
+        )
     }
 
     #[test]
-    fn a_frame_is_a_slice_of_its_chunk() {
-        let f = Frame::new(7, b"id: 7\ndata: x\n\n", Instant::now(), None);
-        assert_eq!(f.sse(), b"id: 7\ndata: x\n\n");
-        assert_eq!(&f.chunk()[..], b"f\r\nid: 7\ndata: x\n\n\r\n");
-        assert_eq!(&f.sse_bytes()[..], f.sse());
-        assert_eq!(f.sse().as_ptr(), f.chunk()[3..].as_ptr());
-        assert!(Frame::new(8, b"", Instant::now(), None).sse().is_empty());
+    fn a_frame_is_a_slice_of_its_envelope() {
+        let envelope = Bytes::from_static(b"<id: 7\ndata: x\n\n>");
+        let f = Frame::new(7, Encoded::enveloped(envelope, 1..16), Instant::now(), None);
+        assert_eq!(f.payload(), b"id: 7\ndata: x\n\n");
+        assert_eq!(&f.envelope()[..], b"<id: 7\ndata: x\n\n>");
+        assert_eq!(&f.payload_bytes()[..], f.payload());
+        assert_eq!(f.payload().as_ptr(), f.envelope()[1..].as_ptr());
+        let plain = Frame::new(8, Encoded::plain(Bytes::new()), Instant::now(), None);
+        assert!(plain.payload().is_empty());
+        let bad = Encoded::enveloped(Bytes::from_static(b"abc"), 2..9);
+        assert_eq!(Frame::new(9, bad, Instant::now(), None).payload(), b"abc");
     }
 
     #[test]

@@ -42,8 +42,8 @@ pub enum Collected {
     Frames {
         /// The bytes to write, one batch (framed as the subscription asked).
         bytes: Bytes,
-        /// The SSE bytes among them (without the framing).
-        sse_bytes: usize,
+        /// The payload bytes among them (without any envelope).
+        payload_bytes: usize,
         /// How many events they hold.
         count: usize,
         /// When the oldest of them was accepted by the broker.
@@ -57,13 +57,29 @@ pub enum Collected {
     Nothing,
 }
 
-/// How collected bytes are framed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Wraps payloads in one envelope: `total` is their summed length, `parts` the payloads
+/// in order. Supplied by the layer that writes (the hub knows no envelope format).
+pub type WrapFn = fn(total: usize, parts: &mut dyn Iterator<Item = &[u8]>) -> Bytes;
+
+/// How collected bytes are handed out.
+#[derive(Debug, Clone, Copy)]
 pub enum Framing {
-    /// The SSE bytes as they are (hyper frames them for HTTP/1.1 or HTTP/2).
-    Sse,
-    /// As one HTTP/1.1 chunk, ready for the socket (the lean path).
-    Chunked,
+    /// The payloads as they are (the writer's transport frames them itself).
+    Payload,
+    /// In the writer's envelope: one frame is handed out as its stored envelope (no
+    /// copy, so its encoding must be the one this function makes); a batch of several,
+    /// and control bytes, go through the function.
+    Envelope(WrapFn),
+}
+
+impl Framing {
+    /// `bytes` (control bytes: a preamble, a heartbeat) framed this way.
+    pub fn wrap(self, bytes: Bytes) -> Bytes {
+        match self {
+            Framing::Payload => bytes,
+            Framing::Envelope(wrap) => wrap(bytes.len(), &mut std::iter::once(&bytes[..])),
+        }
+    }
 }
 
 /// How far a subscriber may fall behind before it counts as lagged.
@@ -134,7 +150,7 @@ impl Subscription {
             head_at_start: head,
             lag: LagBounds::UNBOUNDED,
             subject: None,
-            framing: Framing::Sse,
+            framing: Framing::Payload,
             scratch: Vec::new(),
         };
         (sub, start)
@@ -233,24 +249,25 @@ impl Subscription {
         for f in &self.scratch {
             on_frame(f.seq, f.accepted_at);
         }
+        let payload_bytes = self.scratch.iter().map(|f| f.payload().len()).sum();
         let bytes = match (self.scratch.as_slice(), self.framing) {
             ([], _) => return Collected::Nothing,
-            ([one], Framing::Sse) => one.sse_bytes(),
-            ([one], Framing::Chunked) => one.chunk().clone(),
-            (many, Framing::Sse) => {
-                let mut buf = BytesMut::with_capacity(many.iter().map(|f| f.sse().len()).sum());
+            ([one], Framing::Payload) => one.payload_bytes(),
+            ([one], Framing::Envelope(_)) => one.envelope().clone(),
+            (many, Framing::Payload) => {
+                let mut buf = BytesMut::with_capacity(payload_bytes);
                 for f in many {
-                    buf.extend_from_slice(f.sse());
+                    buf.extend_from_slice(f.payload());
                 }
                 buf.freeze()
             }
-            (many, Framing::Chunked) => {
-                crate::wire::chunked::chunk_parts(many.iter().map(Frame::sse))
+            (many, Framing::Envelope(wrap)) => {
+                wrap(payload_bytes, &mut many.iter().map(Frame::payload))
             }
         };
         let collected = Collected::Frames {
             bytes,
-            sse_bytes: self.scratch.iter().map(|f| f.sse().len()).sum(),
+            payload_bytes,
             count: self.scratch.len(),
             oldest_accepted_at: self.scratch[0].accepted_at,
         };
@@ -278,21 +295,40 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::HistoryConfig;
+    use crate::hub::{Encoded, HistoryBounds};
+
+    fn bounds() -> HistoryBounds {
+        HistoryBounds {
+            max_events: 1000,
+            max_age: std::time::Duration::from_secs(600),
+            max_bytes: 1 << 20,
+        }
+    }
 
     fn hub(max_events: usize) -> Arc<Hub> {
-        let history = HistoryConfig {
+        let history = HistoryBounds {
             max_events,
-            ..HistoryConfig::default()
+            ..bounds()
         };
         Arc::new(Hub::new(7, history, 1000))
+    }
+
+    /// A test envelope: `<payload>` for one frame, `[payloads]` around a batch.
+    fn bracket(total: usize, parts: &mut dyn Iterator<Item = &[u8]>) -> Bytes {
+        let mut out = Vec::with_capacity(total + 2);
+        out.push(b'[');
+        parts.for_each(|p| out.extend_from_slice(p));
+        out.push(b']');
+        Bytes::from(out)
     }
 
     fn publish(hub: &Hub, seq: u64, channels: &[&str]) {
         let names: Vec<Arc<str>> = channels.iter().map(|c| Arc::from(*c)).collect();
         let mut touched = Vec::new();
-        let bytes = Bytes::from(format!("id: {seq}\n\n"));
-        hub.append(seq, &names, &bytes, Instant::now(), None, &mut touched);
+        let payload = format!("id: {seq}\n\n");
+        let envelope = Bytes::from(format!("<{payload}>"));
+        let encoded = Encoded::enveloped(envelope, 1..payload.len() + 1);
+        hub.append(seq, &names, &encoded, Instant::now(), None, &mut touched);
         hub.commit(seq, &mut touched);
     }
 
@@ -326,19 +362,35 @@ mod tests {
     }
 
     #[test]
-    fn chunked_framing_puts_one_frame_or_one_batch_in_one_chunk() {
+    fn envelope_framing_hands_out_one_stored_envelope_or_wraps_a_batch() {
         let hub = hub(100);
         let (mut sub, _) = hub
             .subscribe(&["a".into(), "b".into()], ResumeFrom::Head)
             .unwrap();
-        sub.set_framing(Framing::Chunked);
+        sub.set_framing(Framing::Envelope(bracket));
         publish(&hub, 1, &["a"]);
-        assert_eq!(text(sub.collect(1 << 20, |_, _| {})), "7\r\nid: 1\n\n\r\n");
+        assert_eq!(text(sub.collect(1 << 20, |_, _| {})), "<id: 1\n\n>");
         publish(&hub, 2, &["a"]);
         publish(&hub, 3, &["a", "b"]);
+        match sub.collect(1 << 20, |_, _| {}) {
+            Collected::Frames {
+                bytes,
+                payload_bytes,
+                count,
+                ..
+            } => {
+                assert_eq!(&bytes[..], b"[id: 2\n\nid: 3\n\n]");
+                assert_eq!((payload_bytes, count), (14, 2));
+            }
+            other => panic!("expected frames, got {other:?}"),
+        }
         assert_eq!(
-            text(sub.collect(1 << 20, |_, _| {})),
-            "e\r\nid: 2\n\nid: 3\n\n\r\n"
+            &sub.framing().wrap(Bytes::from_static(b":\n"))[..],
+            b"[:\n]"
+        );
+        assert_eq!(
+            &Framing::Payload.wrap(Bytes::from_static(b":\n"))[..],
+            b":\n"
         );
     }
 
@@ -456,9 +508,9 @@ mod tests {
 
     #[test]
     fn sweep_forgets_idle_channels_but_remembers_their_evictions() {
-        let history = HistoryConfig {
+        let history = HistoryBounds {
             max_age: std::time::Duration::from_millis(1),
-            ..HistoryConfig::default()
+            ..bounds()
         };
         let hub = Arc::new(Hub::new(7, history, 1000));
         publish(&hub, 1, &["a"]);
@@ -472,7 +524,7 @@ mod tests {
 
     #[test]
     fn channel_limit_is_enforced_and_leaves_nothing_joined() {
-        let hub = Arc::new(Hub::new(7, HistoryConfig::default(), 2));
+        let hub = Arc::new(Hub::new(7, bounds(), 2));
         let (sub, _) = hub.subscribe(&["a".into()], ResumeFrom::Head).unwrap();
         assert!(hub
             .subscribe(&["a".into(), "b".into(), "c".into()], ResumeFrom::Head)

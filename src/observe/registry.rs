@@ -1,8 +1,9 @@
 //! The registry of open event streams, for the admin API: who is connected, on which
 //! channels, how far behind, how much sent; and the switch to close one.
 //!
-//! Each stream's record is small and written by its own task only (relaxed atomics, no
-//! shared counter), so keeping it costs nothing on the fan-out path.
+//! Each stream's record is small and written only by that stream (its task, or a push
+//! pass holding the stream's lock; the admin API sets just the kick flag), with relaxed
+//! atomics and no shared counter, so keeping it costs nothing on the fan-out path.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

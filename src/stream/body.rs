@@ -108,9 +108,9 @@ impl Drop for OpenStream {
     }
 }
 
-/// What a direct pass found for one stream.
+/// What a push pass found for one pushed stream.
 #[derive(Debug)]
-pub enum Direct {
+pub enum PushOutcome {
     /// These bytes are due (already counted as written): write them.
     Frames(Bytes),
     /// The stream's task must look (a preamble, the lag policy, drain, kick, the end).
@@ -223,10 +223,11 @@ impl SseBody {
         body
     }
 
-    /// Hands out every frame as an HTTP/1.1 chunk, ready for the socket: the lean path
-    /// writes event frames chunked once per event, with no copy per subscriber.
+    /// Hands out every frame as an HTTP/1.1 chunk, ready for the socket: a pushed
+    /// stream writes the chunk each event was stored in, with no copy per subscriber.
     pub fn frame_as_chunks(&mut self) {
-        self.subscription.set_framing(Framing::Chunked);
+        self.subscription
+            .set_framing(Framing::Envelope(chunked::chunk_of));
     }
 
     /// Ends the stream at `at` for `reason`, unless an earlier end is already set.
@@ -308,38 +309,38 @@ impl SseBody {
         self.subscription.channels()
     }
 
-    /// Makes this a direct stream: it no longer waits on its channels' wake-ups; a pass
-    /// after each commit calls [`SseBody::take_direct`] instead (see `hub::direct`), and
+    /// Makes this a pushed stream: it no longer waits on its channels' wake-ups; a pass
+    /// after each commit calls [`SseBody::take_for_push`] instead (see `hub::push`), and
     /// the stream's task polls it only for what needs waiting (timers, a full socket,
     /// the lag policy, the end).
-    pub fn set_direct(&mut self) {
+    pub fn set_pushed(&mut self) {
         self.wakeups.clear();
     }
 
-    /// For a pass: the frames pending, counted as written, when nothing else needs the
+    /// For a push pass: the frames pending, counted as written, when nothing else needs the
     /// stream's task; else says so. Never waits.
-    pub fn take_direct(&mut self) -> Direct {
+    pub fn take_for_push(&mut self) -> PushOutcome {
         if self.phase == Phase::Ended
             || self.pending.is_some()
             || self.is_kicked()
             || (!self.drain_seen && self.open.context.drain.is_draining())
         {
-            return Direct::NeedsTask;
+            return PushOutcome::NeedsTask;
         }
         match self.collect() {
             Collected::Frames {
                 bytes,
-                sse_bytes,
+                payload_bytes: sse_bytes,
                 count,
                 ..
             } => {
                 self.last_id_sent = self.subscription.position().seq;
                 self.count_written(sse_bytes, count as u64);
-                Direct::Frames(bytes)
+                PushOutcome::Frames(bytes)
             }
             // The task's poll collects again, finds the same, and applies the policy.
-            Collected::Lagged => Direct::NeedsTask,
-            Collected::Nothing => Direct::Nothing,
+            Collected::Lagged => PushOutcome::NeedsTask,
+            Collected::Nothing => PushOutcome::Nothing,
         }
     }
 
@@ -384,11 +385,7 @@ impl SseBody {
     fn emit(&mut self, bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         self.last_write = Instant::now();
         let sse_bytes = bytes.len();
-        let bytes = if self.subscription.framing() == Framing::Chunked {
-            chunked::chunk(&bytes)
-        } else {
-            bytes
-        };
+        let bytes = self.subscription.framing().wrap(bytes);
         self.emit_frames(bytes, sse_bytes, 0)
     }
 
@@ -444,7 +441,7 @@ impl Body for SseBody {
             match this.collect() {
                 Collected::Frames {
                     bytes,
-                    sse_bytes,
+                    payload_bytes: sse_bytes,
                     count,
                     ..
                 } => {

@@ -6,4 +6,4 @@ pub mod body;
 pub mod connection;
 pub mod drain;
 
-pub use body::{Direct, SseBody, StreamContext, StreamSettings};
+pub use body::{PushOutcome, SseBody, StreamContext, StreamSettings};

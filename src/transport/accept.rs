@@ -109,10 +109,10 @@ impl BoundListener {
     }
 }
 
-/// Admits one accepted connection and spawns the task that serves it. The lean plain
+/// Admits one accepted connection and spawns the task that serves it. The plain
 /// path is spawned as its own task; the hyper and TLS paths are boxed inside theirs:
 /// a task's future is as large as its largest state, and the many idle event streams
-/// of the lean path should not each carry the size of hyper's.
+/// of the pushed path should not each carry the size of hyper's.
 fn connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -227,7 +227,7 @@ fn configure_socket(stream: &TcpStream, config: &Config) {
     }
 }
 
-/// A plain connection: event streams over HTTP/1.1 take the lean path, anything else
+/// A plain connection: event streams over HTTP/1.1 take the pushed path, anything else
 /// goes to hyper with the bytes already read.
 async fn serve_plain(
     mut io: GuardedIo<TcpStream>,

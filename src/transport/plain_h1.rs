@@ -1,4 +1,4 @@
-//! The lean HTTP/1.1 path for event streams on plain listeners.
+//! The plain HTTP/1.1 path for event streams on plain listeners: pushed streams.
 //!
 //! An idle SSE connection served by hyper keeps hyper's per-connection read and write
 //! buffers (8 KiB and more) for as long as it lives. Event streams live for hours and

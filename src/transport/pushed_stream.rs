@@ -1,5 +1,5 @@
-//! Streaming a lean HTTP/1.1 response: the subscriber's body and socket behind one
-//! lock, written by the channel's passes after each commit (`hub::direct`) or by the
+//! Streaming a pushed HTTP/1.1 response: the subscriber's body and socket behind one
+//! lock, written by the channel's push passes after each commit (`hub::push`) or by the
 //! stream's own task when something needs waiting.
 //!
 //! A pass takes what is pending and writes it with one non-blocking `send()`. When the
@@ -9,7 +9,7 @@
 //! stream back to the passes. The task also runs what only it can: heartbeats and the
 //! stream's end (its timer), the lag policy, drain, kick, and noticing that the client
 //! closed (a read). Writes never interleave: both sides hold the lock while writing,
-//! and passes skip the stream while the task owns the writes.
+//! and passes skip the stream while the task holds the writes.
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -22,8 +22,8 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::hub::push::DirectMember;
-use crate::stream::{Direct, SseBody};
+use crate::hub::push::PushedStream;
+use crate::stream::{PushOutcome, SseBody};
 use crate::transport::guarded_io::GuardedIo;
 use crate::transport::plain_h1::After;
 
@@ -33,8 +33,8 @@ const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 /// Batches a pass writes to one stream before leaving the rest to its task.
 const MAX_BATCHES_PER_PASS: usize = 4;
 
-/// One lean stream as a direct member of its channels.
-struct DirectStream {
+/// One pushed stream of its channels: the body and the socket behind one lock.
+struct BodyAndSocket {
     state: Mutex<State>,
 }
 
@@ -48,17 +48,17 @@ struct State {
     /// Bytes the task must finish writing before anything else.
     backlog: Option<Bytes>,
     /// True while the task drives the writes; passes leave the stream alone.
-    task_owns: bool,
+    task_writes: bool,
     /// The task's waker.
     waker: Option<Waker>,
 }
 
-impl DirectMember for DirectStream {
+impl PushedStream for BodyAndSocket {
     fn deliver(&self) {
         let waker = {
             let mut guard = self.state.lock();
             let state = &mut *guard;
-            if state.task_owns {
+            if state.task_writes {
                 return;
             }
             let (Some(io), Some(body)) = (state.io.as_ref(), state.body.as_mut()) else {
@@ -68,10 +68,10 @@ impl DirectMember for DirectStream {
             // few batches here, then its task takes the rest, so one far-behind stream
             // does not hold up the pass.
             for _ in 0..MAX_BATCHES_PER_PASS {
-                match body.take_direct() {
-                    Direct::Nothing => return,
-                    Direct::NeedsTask => break,
-                    Direct::Frames(bytes) => match io.get_ref().try_write(&bytes) {
+                match body.take_for_push() {
+                    PushOutcome::Nothing => return,
+                    PushOutcome::NeedsTask => break,
+                    PushOutcome::Frames(bytes) => match io.get_ref().try_write(&bytes) {
                         Ok(n) if n == bytes.len() => continue,
                         Ok(n) => {
                             state.backlog = Some(bytes.slice(n..));
@@ -85,7 +85,7 @@ impl DirectMember for DirectStream {
                     },
                 }
             }
-            state.task_owns = true;
+            state.task_writes = true;
             state.waker.clone()
         };
         if let Some(waker) = waker {
@@ -101,7 +101,7 @@ impl DirectMember for DirectStream {
     }
 }
 
-impl DirectStream {
+impl BodyAndSocket {
     /// The task's side: everything that needs waiting.
     fn poll_task(&self, cx: &mut Context<'_>) -> Poll<After> {
         let mut guard = self.state.lock();
@@ -109,7 +109,7 @@ impl DirectStream {
             io,
             body: body_slot,
             backlog,
-            task_owns,
+            task_writes,
             waker,
         } = &mut *guard;
         if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -138,7 +138,7 @@ impl DirectStream {
                         continue;
                     }
                     Poll::Pending => {
-                        *task_owns = true;
+                        *task_writes = true;
                         return Poll::Pending;
                     }
                 }
@@ -162,7 +162,7 @@ impl DirectStream {
                     *backlog = Some(Bytes::from_static(LAST_CHUNK));
                 }
                 Poll::Pending => {
-                    *task_owns = false;
+                    *task_writes = false;
                     return Poll::Pending;
                 }
             }
@@ -173,41 +173,41 @@ impl DirectStream {
 /// A stream whose response head is written: `body` is to be streamed on `io`. Built
 /// without waiting, so the task's future holds only the handle, not a second copy of
 /// the socket and body.
-pub struct LeanStream(Arc<DirectStream>);
+pub struct PushedH1(Arc<BodyAndSocket>);
 
-/// Makes `body` a direct stream on `io`.
-pub fn open(io: GuardedIo<TcpStream>, mut body: SseBody) -> LeanStream {
+/// Makes `body` a pushed stream on `io`.
+pub fn open(io: GuardedIo<TcpStream>, mut body: SseBody) -> PushedH1 {
     // Frames come as whole chunks, each event's built once and shared.
     body.frame_as_chunks();
-    body.set_direct();
-    LeanStream(Arc::new(DirectStream {
+    body.set_pushed();
+    PushedH1(Arc::new(BodyAndSocket {
         state: Mutex::new(State {
             io: Some(io),
             body: Some(body),
             backlog: None,
             // The task writes the preamble first, then hands over to the passes.
-            task_owns: true,
+            task_writes: true,
             waker: None,
         }),
     }))
 }
 
-/// Streams as a direct member of the body's channels until the gateway ends the
+/// Streams as a pushed stream of the body's channels until the gateway ends the
 /// stream (terminating chunk: the connection may be kept alive, and is handed back) or
 /// the client goes.
-pub async fn run(stream: LeanStream) -> (Option<GuardedIo<TcpStream>>, After) {
+pub async fn run(stream: PushedH1) -> (Option<GuardedIo<TcpStream>>, After) {
     let stream = stream.0;
     let channels = match stream.state.lock().body.as_ref() {
         Some(body) => body.channels().clone(),
         None => return (None, After::Close),
     };
-    let member: Arc<dyn DirectMember> = stream.clone();
+    let pushed: Arc<dyn PushedStream> = stream.clone();
     for ch in channels.iter() {
-        ch.join_direct(member.clone());
+        ch.join_pushed(pushed.clone());
     }
     let after = poll_fn(|cx| stream.poll_task(cx)).await;
     for ch in channels.iter() {
-        ch.leave_direct(&member);
+        ch.leave_pushed(&pushed);
     }
     let (io, body) = {
         let mut state = stream.state.lock();

@@ -1,11 +1,13 @@
-//! HTTP/1.1 chunked framing of stream bytes, for the lean path (`lean_h1`).
+//! HTTP/1.1 chunked framing of stream bytes, for pushed streams on plain listeners.
 //!
 //! Every subscriber of a channel writes the same frame, so the chunk around it (size
-//! line, data, CRLF) is built once, when the event is appended to its ring: a lean
-//! stream then hands the kernel one contiguous buffer per delivery, one `send()` with
-//! no per-subscriber copy. Batches of several frames get one chunk around them all.
+//! line, data, CRLF) is built once, when the event is encoded (the hub stores it as the
+//! frame's envelope): a pushed stream then hands the kernel one contiguous buffer per
+//! delivery, one `send()` with no per-subscriber copy. Batches of several frames get
+//! one chunk around them all.
 
 use std::fmt::Write;
+use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -35,6 +37,12 @@ where
 {
     let parts = parts.into_iter();
     let len: usize = parts.clone().map(<[u8]>::len).sum();
+    chunk_of(len, &mut parts.into_iter())
+}
+
+/// `parts`, whose lengths sum to `len`, as one chunk (empty when `len` is 0). The shape
+/// of the hub's envelope function, so a subscription can batch frames into one chunk.
+pub fn chunk_of(len: usize, parts: &mut dyn Iterator<Item = &[u8]>) -> Bytes {
     if len == 0 {
         return Bytes::new();
     }
@@ -46,6 +54,16 @@ where
     }
     buf.put_slice(b"\r\n");
     buf.freeze()
+}
+
+/// `data` as one chunk and where `data` sits inside it (the envelope a frame is stored
+/// in; an empty `data` is an empty chunk with an empty range).
+pub fn chunk_with_range(data: &[u8]) -> (Bytes, Range<usize>) {
+    if data.is_empty() {
+        return (Bytes::new(), 0..0);
+    }
+    let start = data_offset(data.len());
+    (chunk(data), start..start + data.len())
 }
 
 #[cfg(test)]
@@ -69,5 +87,16 @@ mod tests {
             assert_eq!(data_offset(len), format!("{len:x}\r\n").len(), "{len}");
         }
         assert_eq!(data_offset(0), 3);
+    }
+
+    #[test]
+    fn a_chunk_knows_where_its_data_is() {
+        let (chunk, range) = chunk_with_range(b"id: 1\n\n");
+        assert_eq!(&chunk[..], b"7\r\nid: 1\n\n\r\n");
+        assert_eq!(&chunk[range], b"id: 1\n\n");
+        let (empty, range) = chunk_with_range(b"");
+        assert!(empty.is_empty() && range.is_empty());
+        let mut parts = [&b"ab"[..], b"c"].into_iter();
+        assert_eq!(&chunk_of(3, &mut parts)[..], b"3\r\nabc\r\n");
     }
 }
