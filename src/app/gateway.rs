@@ -3,7 +3,6 @@
 //! `main` and by the tests (with port 0).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -189,9 +188,12 @@ impl Gateway {
             bound.push(listener);
         }
         warn_about_dev_keys(&config, &secrets);
-        let max_connections = Arc::new(AtomicUsize::new(max_connections(&config)));
+        let default_max_connections = default_max_connections();
         tracing::info!(
-            max_connections = max_connections.load(Ordering::Relaxed),
+            max_connections = config
+                .limits
+                .max_connections
+                .unwrap_or(default_max_connections),
             "connection cap"
         );
         let shared = Arc::new(Shared::new(
@@ -206,7 +208,7 @@ impl Gateway {
         let context = AcceptContext {
             shared: shared.clone(),
             limiter: limiter.clone(),
-            max_connections,
+            default_max_connections,
             shutdown: shutdown_rx,
         };
         let accept_tasks = bound
@@ -313,12 +315,13 @@ impl Drop for Gateway {
     }
 }
 
-/// The connection cap: configured, or the open-files limit less a reserve.
-fn max_connections(config: &Config) -> usize {
-    config.limits.max_connections.unwrap_or_else(|| {
-        let (soft, _) = open_files_limit();
-        (soft as usize).saturating_sub(FD_RESERVE).max(1)
-    })
+/// The connection cap when none is configured: the open-files limit less a reserve.
+fn default_max_connections() -> usize {
+    let (soft, _) = open_files_limit();
+    usize::try_from(soft)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(FD_RESERVE)
+        .max(1)
 }
 
 fn warn_about_dev_keys(config: &Config, secrets: &Secrets) {

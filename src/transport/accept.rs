@@ -46,8 +46,10 @@ pub struct AcceptContext {
     pub shared: Arc<Shared>,
     /// Connection caps.
     pub limiter: Arc<ConnectionLimiter>,
-    /// The cap on open connections (resolved from the open-files limit when unset).
-    pub max_connections: Arc<std::sync::atomic::AtomicUsize>,
+    /// The cap on open connections when `limits.max_connections` is unset: the
+    /// open-files limit (raised at start) less a reserve. The configured value, when
+    /// set, is read from the live configuration, so a reload changes the cap.
+    pub default_max_connections: usize,
     /// Flips to true when a graceful shutdown begins.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -122,9 +124,10 @@ fn connection(
 ) {
     let config = context.shared.config();
     let metrics = &context.shared.metrics;
-    let max_total = context
+    let max_total = config
+        .limits
         .max_connections
-        .load(std::sync::atomic::Ordering::Relaxed);
+        .unwrap_or(context.default_max_connections);
     let (permit, mut refusal) =
         context
             .limiter
