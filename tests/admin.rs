@@ -283,14 +283,7 @@ async fn metrics_follow_a_known_sequence() {
     let text = within("closes counted", async {
         loop {
             let text = gw.metrics().await;
-            let closed = |r: &str| {
-                metric(
-                    &text,
-                    &format!("ssegate_connections_closed_total{{reason=\"{r}\"}}"),
-                )
-                .unwrap_or(0.0)
-            };
-            if closed("client") + closed("lagged") >= 2.0 {
+            if closed(&text, "client") + closed(&text, "lagged") >= 2.0 {
                 break text;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -452,7 +452,7 @@ async fn publisher_tokens_are_limited_to_their_grants() {
 
     let head = gw.cursor().await;
     let published = "ssegate_events_published_total{source=\"http\"}";
-    let before = metric_value(&gw, published).await;
+    let before = metric(&gw.metrics().await, published).unwrap_or(0.0);
     for body in [
         json!({"channel": "user:7", "data": "no"}),
         json!({"channels": ["chat:1", "user:7"], "data": "no"}),
@@ -469,7 +469,7 @@ async fn publisher_tokens_are_limited_to_their_grants() {
         );
     }
     assert_eq!(gw.cursor().await, head, "nothing was published");
-    assert_eq!(metric_value(&gw, published).await, before);
+    assert_eq!(metric(&gw.metrics().await, published).unwrap_or(0.0), before);
     // Nothing reached either stream: the next event each sees is the next publish.
     let next = gw.publish_text("chat:1", "next").await;
     assert_eq!(seq(&next), seq(&head) + 1);

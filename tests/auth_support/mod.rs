@@ -1,12 +1,11 @@
 //! Helpers shared by the auth, CORS and rate-limit suites (`auth_tokens.rs`,
 //! `auth_rules.rs`, `cors_and_rates.rs`): minting JWTs (HS256 secrets, the RS256 key
 //! pair of `tests/fixtures/`, a fresh ES256 pair from rcgen), hand-crafted unsigned
-//! tokens, the jwt_keys config entries, opening streams whatever their status, bounded
-//! waits on a metric, and raw HTTP/1.1 over a socket bound to a chosen source address.
+//! tokens, the jwt_keys config entries, opening streams whatever their status, and
+//! bounded waits on a metric.
 
 #![allow(dead_code)]
 
-use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,7 +13,6 @@ use http::{Method, StatusCode, Version};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::Value;
 use ssegate::config::{JwtAlgorithm, JwtKeyConfig};
-use tokio::net::{TcpSocket, TcpStream};
 
 use crate::common::*;
 
@@ -233,20 +231,6 @@ pub async fn publish_as(gw: &TestGateway, authorization: &str, body: &Value) -> 
     .await
 }
 
-/// The value of `series` in the gateway's metrics (0 when absent).
-pub async fn metric_value(gw: &TestGateway, series: &str) -> f64 {
-    metric(&gw.metrics().await, series).unwrap_or(0.0)
-}
-
-/// `ssegate_auth_failures_total{kind}`.
-pub async fn auth_failures(gw: &TestGateway, kind: &str) -> f64 {
-    metric_value(
-        gw,
-        &format!("ssegate_auth_failures_total{{kind=\"{kind}\"}}"),
-    )
-    .await
-}
-
 /// Waits (bounded) until `series` reads `value`; panics with the last text otherwise.
 pub async fn wait_metric(gw: &TestGateway, series: &str, value: f64) {
     let mut last = String::new();
@@ -258,17 +242,4 @@ pub async fn wait_metric(gw: &TestGateway, series: &str, value: f64) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("{series} never became {value}:\n{last}");
-}
-
-/// A TCP connection to `addr` from the source address `from` (any port).
-pub async fn connect_from(from: IpAddr, addr: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("a socket");
-    socket
-        .bind(SocketAddr::new(from, 0))
-        .unwrap_or_else(|e| panic!("bind {from}: {e}"));
-    let stream = within("TCP connect", socket.connect(addr))
-        .await
-        .expect("TCP connect");
-    stream.set_nodelay(true).expect("nodelay");
-    stream
 }

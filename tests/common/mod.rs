@@ -19,7 +19,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io::Read;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ use serde_json::Value;
 use ssegate::config::{KeyConfig, ListenerConfig, PublishConfig, TlsConfig};
 use ssegate::{Config, Gateway};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::AbortHandle;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -279,6 +279,74 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
         let value = rest.strip_prefix(' ')?;
         value.trim().parse().ok()
     })
+}
+
+/// The sum of every series of `family` (e.g. `ssegate_connections_open` over its labels).
+pub fn metric_sum(text: &str, family: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(family)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// `ssegate_connections_closed_total{reason=…}`, 0 when absent.
+pub fn closed(text: &str, reason: &str) -> f64 {
+    metric(
+        text,
+        &format!("ssegate_connections_closed_total{{reason=\"{reason}\"}}"),
+    )
+    .unwrap_or(0.0)
+}
+
+/// `ssegate_refusals_total{reason=…}`, 0 when absent.
+pub fn refusals(text: &str, reason: &str) -> f64 {
+    metric(
+        text,
+        &format!("ssegate_refusals_total{{reason=\"{reason}\"}}"),
+    )
+    .unwrap_or(0.0)
+}
+
+/// `ssegate_auth_failures_total{kind=…}`, 0 when absent.
+pub fn auth_failures(text: &str, kind: &str) -> f64 {
+    metric(
+        text,
+        &format!("ssegate_auth_failures_total{{kind=\"{kind}\"}}"),
+    )
+    .unwrap_or(0.0)
+}
+
+/// `ssegate_connections_open`, summed over its labels.
+pub fn streams_open(text: &str) -> f64 {
+    metric_sum(text, "ssegate_connections_open")
+}
+
+// ---------------------------------------------------------------------------------------
+// Sockets
+// ---------------------------------------------------------------------------------------
+
+/// A free loopback TCP port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// A TCP connection to `addr` from `local` (port chosen by the kernel).
+pub async fn connect_from(local: IpAddr, addr: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(local, 0))
+        .unwrap_or_else(|e| panic!("bind {local}: {e}"));
+    let stream = within("TCP connect", socket.connect(addr))
+        .await
+        .unwrap_or_else(|e| panic!("connect {addr} from {local}: {e}"));
+    stream.set_nodelay(true).expect("nodelay");
+    stream
 }
 
 // ---------------------------------------------------------------------------------------

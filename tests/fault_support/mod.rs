@@ -7,7 +7,7 @@
 //!   chunked framing itself, so a clean end (the `0\r\n\r\n` terminator) is told apart
 //!   from a cut connection, and that can check megabytes of events without keeping them
 //!   (a data line of a known length is skipped, not scanned).
-//! - [`connect_from`]: a client socket bound to a chosen local address (127.0.0.2 …).
+//! - [`conn_from`]: a hyper client connection from a chosen local address (127.0.0.2 …).
 //! - [`eventually`]: bounded polling; its time limit is a safety net, never asserted.
 
 #![allow(dead_code)]
@@ -23,7 +23,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 use crate::common::*;
 
@@ -48,58 +48,10 @@ where
     panic!("not reached within the safety limit of {limit:?}: {what}");
 }
 
-/// A TCP connection to `addr` from `local` (port chosen by the kernel).
-pub async fn connect_from(local: IpAddr, addr: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::new(local, 0))
-        .unwrap_or_else(|e| panic!("bind {local}: {e}"));
-    let stream = within("TCP connect", socket.connect(addr))
-        .await
-        .unwrap_or_else(|e| panic!("connect {addr} from {local}: {e}"));
-    stream.set_nodelay(true).expect("nodelay");
-    stream
-}
-
 /// A hyper HTTP/1.1 connection to `addr` from `local`.
 pub async fn conn_from(local: IpAddr, addr: SocketAddr) -> Conn {
     let tcp = connect_from(local, addr).await;
     Conn::handshake(tcp, Http::H1, None, "http", addr.to_string()).await
-}
-
-/// A free port on 127.0.0.1 (bound, read, released).
-pub fn free_port() -> u16 {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    probe.local_addr().expect("local addr").port()
-}
-
-/// The value of `series` in a Prometheus text, 0 when absent.
-pub fn metric_or_zero(text: &str, series: &str) -> f64 {
-    metric(text, series).unwrap_or(0.0)
-}
-
-/// `ssegate_connections_closed_total{reason=…}`.
-pub fn closed(text: &str, reason: &str) -> f64 {
-    metric_or_zero(
-        text,
-        &format!("ssegate_connections_closed_total{{reason=\"{reason}\"}}"),
-    )
-}
-
-/// `ssegate_refusals_total{reason=…}`.
-pub fn refusals(text: &str, reason: &str) -> f64 {
-    metric_or_zero(
-        text,
-        &format!("ssegate_refusals_total{{reason=\"{reason}\"}}"),
-    )
-}
-
-/// `ssegate_connections_open`, summed over its labels.
-pub fn streams_open(text: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with("ssegate_connections_open{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 // ---------------------------------------------------------------------------------------
