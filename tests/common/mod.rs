@@ -166,13 +166,12 @@ impl TestGateway {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Reply {
-        let mut conn = Conn::open(&self.plain(), Http::H1).await;
-        conn.request(method, path, headers, body.into()).await
+        self.plain().request(method, path, headers, body).await
     }
 
     /// `GET path` over a fresh HTTP/1.1 plain connection.
     pub async fn get(&self, path: &str) -> Reply {
-        self.request(Method::GET, path, &[], Bytes::new()).await
+        self.plain().get(path).await
     }
 
     /// `POST /publish` with the test key and `body` as JSON.
@@ -238,9 +237,7 @@ impl TestGateway {
 
     /// `GET /metrics` as text.
     pub async fn metrics(&self) -> String {
-        let reply = self.get("/metrics").await;
-        assert_eq!(reply.status, StatusCode::OK);
-        reply.text()
+        self.plain().metrics().await
     }
 }
 
@@ -377,6 +374,30 @@ impl Endpoint {
             addr,
             tls_root: Some(root),
         }
+    }
+
+    /// One request over a fresh HTTP/1.1 connection; reads the whole answer.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let mut conn = Conn::open(self, Http::H1).await;
+        conn.request(method, path, headers, body.into()).await
+    }
+
+    /// `GET path` over a fresh HTTP/1.1 connection.
+    pub async fn get(&self, path: &str) -> Reply {
+        self.request(Method::GET, path, &[], Bytes::new()).await
+    }
+
+    /// `GET /metrics` as text (asserting 200).
+    pub async fn metrics(&self) -> String {
+        let reply = self.get("/metrics").await;
+        assert_eq!(reply.status, StatusCode::OK);
+        reply.text()
     }
 }
 

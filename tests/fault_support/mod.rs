@@ -216,13 +216,12 @@ impl Binary {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Reply {
-        let mut conn = Conn::open(&self.endpoint(), Http::H1).await;
-        conn.request(method, path, headers, body).await
+        self.endpoint().request(method, path, headers, body).await
     }
 
     /// `GET path` over a fresh connection.
     pub async fn get(&self, path: &str) -> Reply {
-        self.request(Method::GET, path, &[], Bytes::new()).await
+        self.endpoint().get(path).await
     }
 
     /// `POST /publish` with publish key `key`.
@@ -239,9 +238,7 @@ impl Binary {
 
     /// `/metrics` as text.
     pub async fn metrics(&self) -> String {
-        let reply = self.get("/metrics").await;
-        assert_eq!(reply.status, StatusCode::OK);
-        reply.text()
+        self.endpoint().metrics().await
     }
 }
 
