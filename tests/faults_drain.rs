@@ -30,7 +30,7 @@ const DRAIN_PERIOD_S: u64 = 3;
 /// What one subscriber saw of the drain.
 struct Seen {
     events: Vec<(String, String)>,
-    last: Option<RawBlock>,
+    last: Option<SseBlock>,
     end: Option<StreamEnd>,
     closed_by_server: bool,
 }

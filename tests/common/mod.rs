@@ -750,20 +750,34 @@ pub struct SseBlock {
     /// The `event:` field.
     pub event: Option<String>,
     /// The `data:` lines joined with `\n`; `None` when the block has no `data` field
-    /// (then a browser fires no event).
+    /// (then a browser fires no event), or when its data lines were skipped
+    /// ([`SseParser::skip_data_of_len`]).
     pub data: Option<String>,
+    /// Bytes of data (the `data:` values without the field name and line ends), skipped
+    /// lines included; `None` when the block has no `data` field.
+    pub data_len: Option<usize>,
     /// The `retry:` field, when it is a number.
     pub retry: Option<u64>,
     /// Comment lines (`:` stripped).
     pub comments: Vec<String>,
-    /// The block's lines, each ended by `\n`, and the closing `\n`.
+    /// The block's lines (skipped data lines left out), each ended by `\n`, and the
+    /// closing `\n`.
     pub raw: String,
 }
 
 impl SseBlock {
     /// True when a browser would dispatch an event for this block.
     pub fn is_event(&self) -> bool {
-        self.data.is_some()
+        self.data_len.is_some()
+    }
+
+    /// True for the farewell the gateway writes when it ends a stream: `retry:` only.
+    pub fn is_farewell(&self) -> bool {
+        self.retry.is_some()
+            && self.id.is_none()
+            && self.event.is_none()
+            && self.data_len.is_none()
+            && self.comments.is_empty()
     }
 
     /// (id, event, data) of an event block.
@@ -781,7 +795,9 @@ impl SseBlock {
     }
 }
 
-/// An incremental `text/event-stream` parser (lines end at LF, CRLF or CR).
+/// An incremental `text/event-stream` parser (lines end at LF, CRLF or CR): the one
+/// SSE parser of the suite, fed by hyper bodies, curl's output and the de-chunked
+/// payload of [`RawSse`].
 #[derive(Debug, Default)]
 pub struct SseParser {
     buf: Vec<u8>,
@@ -789,17 +805,46 @@ pub struct SseParser {
     data_lines: Vec<String>,
     has_lines: bool,
     ready: VecDeque<SseBlock>,
+    skip_len: Option<usize>,
 }
 
 impl SseParser {
+    /// From now on, every `data: ` line is taken to be exactly `len` bytes of value
+    /// (checked at its line end, which must be LF) and skipped rather than scanned or
+    /// kept: megabytes of events cost a few comparisons each. Only
+    /// [`SseBlock::data_len`] counts them.
+    pub fn skip_data_of_len(&mut self, len: usize) {
+        self.skip_len = Some(len);
+    }
+
     /// Feeds bytes.
     pub fn push(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
         let mut start = 0;
-        while let Some(rel) = self.buf[start..]
-            .iter()
-            .position(|&b| b == b'\n' || b == b'\r')
-        {
+        loop {
+            if let Some(len) = self
+                .skip_len
+                .filter(|_| self.buf[start..].starts_with(b"data: "))
+            {
+                let end = start + 6 + len;
+                if self.buf.len() <= end {
+                    break; // wait for the whole line
+                }
+                assert_eq!(
+                    self.buf[end], b'\n',
+                    "a data line of other than the expected length"
+                );
+                *self.current.data_len.get_or_insert(0) += len;
+                self.has_lines = true;
+                start = end + 1;
+                continue;
+            }
+            let Some(rel) = self.buf[start..]
+                .iter()
+                .position(|&b| b == b'\n' || b == b'\r')
+            else {
+                break;
+            };
             let end = start + rel;
             let skip = if self.buf[end] == b'\r' {
                 match self.buf.get(end + 1) {
@@ -854,7 +899,10 @@ impl SseParser {
         match field {
             "id" => self.current.id = Some(value.to_string()),
             "event" => self.current.event = Some(value.to_string()),
-            "data" => self.data_lines.push(value.to_string()),
+            "data" => {
+                *self.current.data_len.get_or_insert(0) += value.len();
+                self.data_lines.push(value.to_string());
+            }
             "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
                 self.current.retry = value.parse().ok();
             }

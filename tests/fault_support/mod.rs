@@ -12,7 +12,6 @@
 
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
@@ -266,45 +265,6 @@ pub enum StreamEnd {
     Failed(String),
 }
 
-/// One SSE block, as the lean client keeps it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RawBlock {
-    /// The `id:` field.
-    pub id: Option<String>,
-    /// The `event:` field.
-    pub event: Option<String>,
-    /// The `data:` lines joined with `\n`, unless the client skips data
-    /// ([`RawSse::skip_data_of_len`]).
-    pub data: Option<String>,
-    /// Bytes of data (the lines without their `data: ` prefix and line ends).
-    pub data_len: Option<usize>,
-    /// The `retry:` field.
-    pub retry: Option<u64>,
-    /// True when the block held a `:` comment.
-    pub comment: bool,
-}
-
-impl RawBlock {
-    /// True for an event (a browser dispatches it).
-    pub fn is_event(&self) -> bool {
-        self.data_len.is_some()
-    }
-
-    /// True for `event: ssegate.resync`.
-    pub fn is_resync(&self) -> bool {
-        self.event.as_deref() == Some("ssegate.resync")
-    }
-
-    /// True for the farewell the gateway writes when it ends a stream: `retry:` only.
-    pub fn is_farewell(&self) -> bool {
-        self.retry.is_some()
-            && self.id.is_none()
-            && self.event.is_none()
-            && self.data_len.is_none()
-            && !self.comment
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Chunk {
     Size,
@@ -326,12 +286,7 @@ pub struct RawSse {
     inbuf: Vec<u8>,
     in_pos: usize,
     chunk: Chunk,
-    payload: Vec<u8>,
-    pay_pos: usize,
-    current: RawBlock,
-    has_lines: bool,
-    ready: VecDeque<RawBlock>,
-    skip_len: Option<usize>,
+    parser: SseParser,
     /// How the stream ended, once it did.
     pub end: Option<StreamEnd>,
     /// The browser's last event id: the newest `id:` of the blocks returned so far.
@@ -380,12 +335,7 @@ impl RawSse {
             inbuf: pending,
             in_pos: 0,
             chunk: Chunk::Size,
-            payload: Vec::new(),
-            pay_pos: 0,
-            current: RawBlock::default(),
-            has_lines: false,
-            ready: VecDeque::new(),
-            skip_len: None,
+            parser: SseParser::default(),
             end: None,
             last_event_id: None,
         };
@@ -453,11 +403,10 @@ impl RawSse {
         serde_json::from_slice(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"))
     }
 
-    /// From now on, every `data:` line is taken to be exactly `len` bytes (checked at
-    /// its line end) and skipped rather than scanned or kept: megabytes of events cost
-    /// a few comparisons each.
+    /// From now on, every `data:` line is taken to be exactly `len` bytes and skipped
+    /// (see [`SseParser::skip_data_of_len`]).
     pub fn skip_data_of_len(&mut self, len: usize) {
-        self.skip_len = Some(len);
+        self.parser.skip_data_of_len(len);
     }
 
     /// Reads once from the socket into the input buffer; false at EOF or error (the
@@ -481,7 +430,7 @@ impl RawSse {
         }
     }
 
-    /// Decodes the chunked framing of what was read, then the SSE blocks.
+    /// Decodes the chunked framing of what was read; the payload goes to the SSE parser.
     fn process(&mut self) {
         loop {
             let input = &self.inbuf[self.in_pos..];
@@ -511,7 +460,7 @@ impl RawSse {
                         break;
                     }
                     let take = left.min(input.len());
-                    self.payload.extend_from_slice(&input[..take]);
+                    self.parser.push(&input[..take]);
                     self.in_pos += take;
                     self.chunk = if take == left {
                         Chunk::DataEnd
@@ -535,89 +484,13 @@ impl RawSse {
                 Chunk::Done => break,
             }
         }
-        self.parse_payload();
-    }
-
-    fn parse_payload(&mut self) {
-        loop {
-            let rest = &self.payload[self.pay_pos..];
-            if rest.is_empty() {
-                break;
-            }
-            let skip = self
-                .skip_len
-                .filter(|_| rest.starts_with(b"data: "))
-                .map(|len| 6 + len);
-            let line_end = match skip {
-                Some(end) if rest.len() > end => {
-                    assert_eq!(
-                        rest[end], b'\n',
-                        "a data line of other than the expected length"
-                    );
-                    end
-                }
-                Some(_) => break, // wait for the whole line
-                None => match rest.iter().position(|&b| b == b'\n') {
-                    Some(i) => i,
-                    None => break,
-                },
-            };
-            if skip.is_some() {
-                *self.current.data_len.get_or_insert(0) += line_end - 6;
-                self.has_lines = true;
-            } else {
-                let line = String::from_utf8(rest[..line_end].to_vec())
-                    .unwrap_or_else(|e| panic!("the event stream is not UTF-8: {e}"));
-                self.line(line);
-            }
-            self.pay_pos += line_end + 1;
-        }
-        if self.pay_pos > 0 && (self.pay_pos == self.payload.len() || self.pay_pos >= 1 << 16) {
-            self.payload.drain(..self.pay_pos);
-            self.pay_pos = 0;
-        }
-    }
-
-    fn line(&mut self, line: String) {
-        if line.is_empty() {
-            if self.has_lines {
-                self.ready.push_back(std::mem::take(&mut self.current));
-                self.has_lines = false;
-            }
-            return;
-        }
-        self.has_lines = true;
-        if line.starts_with(':') {
-            self.current.comment = true;
-            return;
-        }
-        let (field, value) = match line.split_once(':') {
-            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-            None => (line.as_str(), ""),
-        };
-        match field {
-            "id" => self.current.id = Some(value.to_string()),
-            "event" => self.current.event = Some(value.to_string()),
-            "data" => {
-                *self.current.data_len.get_or_insert(0) += value.len();
-                match &mut self.current.data {
-                    Some(d) => {
-                        d.push('\n');
-                        d.push_str(value);
-                    }
-                    None => self.current.data = Some(value.to_string()),
-                }
-            }
-            "retry" => self.current.retry = value.parse().ok(),
-            _ => {}
-        }
     }
 
     /// The next block, or `None` once the stream ended (see [`RawSse::end`]).
-    pub async fn next_block(&mut self) -> Option<RawBlock> {
+    pub async fn next_block(&mut self) -> Option<SseBlock> {
         // Bounded: each round returns, or reads once within the step timeout.
         for _ in 0..10_000_000 {
-            if let Some(block) = self.ready.pop_front() {
+            if let Some(block) = self.parser.pop() {
                 if let Some(id) = &block.id {
                     self.last_event_id = Some(id.clone());
                 }
@@ -635,7 +508,7 @@ impl RawSse {
     }
 
     /// The next block; the stream must not have ended.
-    pub async fn block(&mut self) -> RawBlock {
+    pub async fn block(&mut self) -> SseBlock {
         match self.next_block().await {
             Some(b) => b,
             None => panic!("the event stream ended: {:?}", self.end),
@@ -643,7 +516,7 @@ impl RawSse {
     }
 
     /// The next event (skipping heartbeats and position-only blocks).
-    pub async fn next_event(&mut self) -> RawBlock {
+    pub async fn next_event(&mut self) -> SseBlock {
         for _ in 0..10_000 {
             let b = self.block().await;
             if b.is_event() {
