@@ -2,14 +2,14 @@
 //! pages, closing a connection, the masked live config, listener routes, and metric
 //! values after a known sequence (connect, publish, slow close, kick).
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use ssegate::config::{KeyConfig, LagPolicy, ListenerConfig, Routes};
+use support::*;
 
 const ADMIN_KEY: &str = "test-admin-key-1";
 

@@ -5,14 +5,12 @@
 //! HTTP/2 with TLS; publisher tokens with `ssegate.publish` grants and `publish: false`
 //! rules; and `exclude_subject`.
 
-mod auth_support;
-mod common;
+mod support;
 
-use auth_support::*;
-use common::*;
 use http::StatusCode;
 use serde_json::json;
 use ssegate::config::{Access, ChannelRule};
+use support::*;
 
 /// The shipped rule, a token-only `workspace:*`, and `system:*` closed to publishers.
 async fn gateway() -> TestGateway {
@@ -469,7 +467,10 @@ async fn publisher_tokens_are_limited_to_their_grants() {
         );
     }
     assert_eq!(gw.cursor().await, head, "nothing was published");
-    assert_eq!(metric(&gw.metrics().await, published).unwrap_or(0.0), before);
+    assert_eq!(
+        metric(&gw.metrics().await, published).unwrap_or(0.0),
+        before
+    );
     // Nothing reached either stream: the next event each sees is the next publish.
     let next = gw.publish_text("chat:1", "next").await;
     assert_eq!(seq(&next), seq(&head) + 1);

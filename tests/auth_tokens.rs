@@ -4,15 +4,13 @@
 //! public keys, no algorithm confusion (an RSA public key is never an HMAC secret, no
 //! `alg: none`), and an open stream that ends when its token expires.
 
-mod auth_support;
-mod common;
+mod support;
 
-use auth_support::*;
-use common::*;
 use http::StatusCode;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::json;
 use ssegate::config::JwtAlgorithm;
+use support::*;
 
 /// Every token kind the gateway counts, for "nothing else was counted" checks.
 const TOKEN_KINDS: [&str; 7] = [

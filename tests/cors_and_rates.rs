@@ -2,15 +2,13 @@
 //! HTTP/2, credentials, CORS off by default) and the token-bucket rate limits (publishes
 //! per publisher, connections per client IP refused at accept).
 
-mod auth_support;
-mod common;
+mod support;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use auth_support::*;
-use common::*;
 use http::{Method, StatusCode};
 use serde_json::json;
+use support::*;
 
 const APP: &str = "https://app.example";
 const EVIL: &str = "https://evil.example";

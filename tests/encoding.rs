@@ -3,10 +3,10 @@
 //! tries to inject frames; event names present and absent; and idempotency keys (the
 //! same key twice gives the same id and one delivery).
 
-mod common;
+mod support;
 
-use common::*;
 use serde_json::{json, Value};
+use support::*;
 
 /// Publishes each body to `enc` and checks the subscriber reads exactly `raw_lines`
 /// after the `id:` line, and `data` as the event's data.

@@ -13,13 +13,11 @@
 //! - `resync`: one `event: ssegate.resync` with `{"reason":"lagged"}` (counted), its id
 //!   the head, then live events.
 
-mod common;
-mod fault_support;
+mod support;
 
-use common::*;
-use fault_support::*;
 use serde_json::json;
 use ssegate::config::LagPolicy;
+use support::*;
 
 const BATCH: usize = 100;
 

@@ -6,15 +6,13 @@
 //! consecutive, each with its own data); no resync; every stream is counted opened
 //! twice and, once the test lets go, closed.
 
-mod common;
-mod fault_support;
+mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
-use fault_support::*;
+use support::*;
 use tokio::sync::{watch, Barrier};
 use tokio::task::JoinSet;
 

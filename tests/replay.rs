@@ -4,12 +4,12 @@
 //! once, in order; several channels replay merged in id order; a replay larger than one
 //! write batch arrives whole; heartbeats move the last event id forward on a quiet channel.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
 use serde_json::json;
+use support::*;
 
 /// Subscribes to `r`, reads three events, disconnects, and publishes three more.
 /// Returns (id of the last event read, ids and data of the missed events).

@@ -1,20 +1,11 @@
-//! Helpers shared by the auth, CORS and rate-limit suites (`auth_tokens.rs`,
-//! `auth_rules.rs`, `cors_and_rates.rs`): minting JWTs (HS256 secrets, the RS256 key
-//! pair of `tests/fixtures/`, a fresh ES256 pair from rcgen), hand-crafted unsigned
-//! tokens, the jwt_keys config entries, opening streams whatever their status, and
-//! bounded waits on a metric.
-
-#![allow(dead_code)]
+//! JWTs and their keys: minting tokens (HS256 secrets, the RS256 key pair of
+//! `tests/fixtures/`), hand-crafted unsigned tokens, and the `jwt_keys` config entries.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use http::{Method, StatusCode, Version};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::Value;
 use ssegate::config::{JwtAlgorithm, JwtKeyConfig};
-
-use crate::common::*;
 
 /// The HS256 secret of the test gateways' default key.
 pub const SECRET: &str = "test-jwt-secret-0123456789";
@@ -135,111 +126,7 @@ pub fn pem_key(name: &str, algorithm: JwtAlgorithm, path: &Path) -> JwtKeyConfig
     }
 }
 
-/// Starts a gateway whose only JWT key is HS256 with [`SECRET`], then `tweak`.
-pub async fn start_auth(tweak: impl FnOnce(&mut ssegate::Config)) -> TestGateway {
-    start_with(|c| {
-        c.auth.jwt_keys = vec![hmac_key("test", None, SECRET)];
-        tweak(c);
-    })
-    .await
-}
-
-/// `GET path` as a stream over a fresh connection (`Http::H1` on the plain listener:
-/// the lean HTTP/1.1 path; `Http::H2` on the TLS listener: hyper), whatever the status.
-pub async fn open(gw: &TestGateway, http: Http, path: &str, headers: &[(&str, &str)]) -> SseStream {
-    let endpoint = match http {
-        Http::H1 => gw.plain(),
-        Http::H2 => gw.tls(),
-    };
-    let mut conn = Conn::open(&endpoint, http).await;
-    let stream = conn.get_stream(path, headers).await;
-    let want = match http {
-        Http::H1 => Version::HTTP_11,
-        Http::H2 => Version::HTTP_2,
-    };
-    assert_eq!(stream.version, want, "{path}");
-    stream
-}
-
-/// Opens a stream that must be accepted: 200, the stream headers, the preamble read.
-pub async fn open_ok(
-    gw: &TestGateway,
-    http: Http,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> SseStream {
-    let mut stream = open(gw, http, path, headers).await;
-    if stream.status != StatusCode::OK {
-        let reply = stream.into_reply().await;
-        panic!(
-            "{path} over {http:?}: expected 200, got {} {}",
-            reply.status,
-            reply.text()
-        );
-    }
-    assert_stream_headers(&stream);
-    let preamble = stream.block().await;
-    assert!(preamble.retry.is_some(), "preamble: {preamble:?}");
-    stream.preamble = Some(preamble);
-    stream
-}
-
-/// Opens a stream that must be refused with `status` and JSON `error` `code`; returns
-/// the answer.
-pub async fn open_refused(
-    gw: &TestGateway,
-    http: Http,
-    path: &str,
-    headers: &[(&str, &str)],
-    status: StatusCode,
-    code: &str,
-) -> Reply {
-    let stream = open(gw, http, path, headers).await;
-    assert_eq!(
-        stream.status, status,
-        "{path} over {http:?}: expected {status} {code}"
-    );
-    let reply = stream.into_reply().await;
-    assert_eq!(
-        (reply.status, reply.error_code().as_str()),
-        (status, code),
-        "{path} over {http:?}: {}",
-        reply.text()
-    );
-    if status == StatusCode::UNAUTHORIZED {
-        assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
-    }
-    reply
-}
-
 /// `Authorization: Bearer <token>` as a header pair's value.
 pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
-}
-
-/// `POST /publish` with `authorization` (a whole header value) and a JSON body.
-pub async fn publish_as(gw: &TestGateway, authorization: &str, body: &Value) -> Reply {
-    gw.request(
-        Method::POST,
-        "/publish",
-        &[
-            ("authorization", authorization),
-            ("content-type", "application/json"),
-        ],
-        body.to_string(),
-    )
-    .await
-}
-
-/// Waits (bounded) until `series` reads `value`; panics with the last text otherwise.
-pub async fn wait_metric(gw: &TestGateway, series: &str, value: f64) {
-    let mut last = String::new();
-    for _ in 0..400 {
-        last = gw.metrics().await;
-        if metric(&last, series) == Some(value) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{series} never became {value}:\n{last}");
 }
