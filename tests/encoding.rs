@@ -145,10 +145,7 @@ async fn data_cannot_inject_frames() {
         sub.next_event().await.triple(),
         (marker, None, "marker".into())
     );
-    assert_eq!(
-        sub.last_event_id.as_deref(),
-        Some(id_at(&id, seq(&id) + 2).as_str())
-    );
+    assert_eq!(sub.last_event_id(), Some(id_at(&id, seq(&id) + 2).as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -83,7 +83,7 @@ async fn disconnect_policy_loses_nothing_across_the_reconnect() {
             Some(StreamEnd::Clean),
             "a clean end of the chunked body"
         );
-        let last = sse.last_event_id.clone().expect("a last event id");
+        let last = sse.last_event_id().expect("a last event id").to_string();
         sse = RawSse::open(gw.plain_addr, "/events/slow", &[("last-event-id", &last)]).await;
         assert_eq!(sse.status, 200);
         connections += 1;

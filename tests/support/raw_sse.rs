@@ -45,8 +45,6 @@ pub struct RawSse {
     parser: SseParser,
     /// How the stream ended, once it did.
     pub end: Option<StreamEnd>,
-    /// The browser's last event id: the newest `id:` of the blocks returned so far.
-    pub last_event_id: Option<String>,
 }
 
 /// The request bytes of `GET path` with `headers`.
@@ -93,7 +91,6 @@ impl RawSse {
             chunk: Chunk::Size,
             parser: SseParser::default(),
             end: None,
-            last_event_id: None,
         };
         let mut head_end = None;
         // Bounded: a head is a few hundred bytes; each read waits at most a step.
@@ -151,6 +148,11 @@ impl RawSse {
             let (n, v) = line.split_once(':')?;
             (n.trim() == name).then(|| v.trim().to_string())
         })
+    }
+
+    /// The browser's last event id: the newest `id:` of the blocks returned so far.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.parser.last_event_id()
     }
 
     /// The JSON of a non-200 answer.
@@ -247,9 +249,6 @@ impl RawSse {
         // Bounded: each round returns, or reads once within the step timeout.
         for _ in 0..10_000_000 {
             if let Some(block) = self.parser.pop() {
-                if let Some(id) = &block.id {
-                    self.last_event_id = Some(id.clone());
-                }
                 return Some(block);
             }
             if self.end.is_some() {

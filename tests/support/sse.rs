@@ -74,6 +74,7 @@ pub struct SseParser {
     has_lines: bool,
     ready: VecDeque<SseBlock>,
     skip_len: Option<usize>,
+    last_event_id: Option<String>,
 }
 
 impl SseParser {
@@ -131,9 +132,18 @@ impl SseParser {
         self.buf.drain(..start);
     }
 
-    /// The next complete block, if any.
+    /// The next complete block, if any; its `id:` becomes the last event id.
     pub fn pop(&mut self) -> Option<SseBlock> {
-        self.ready.pop_front()
+        let block = self.ready.pop_front()?;
+        if let Some(id) = &block.id {
+            self.last_event_id = Some(id.clone());
+        }
+        Some(block)
+    }
+
+    /// The browser's last event id: the newest `id:` of the blocks popped so far.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.last_event_id.as_deref()
     }
 
     /// Bytes received but not yet part of a complete line.
@@ -189,8 +199,6 @@ pub struct SseStream {
     pub headers: HeaderMap,
     body: Incoming,
     parser: SseParser,
-    /// The browser's last event id: the newest `id:` of any block read so far.
-    pub last_event_id: Option<String>,
     /// The first block, when read by [`TestGateway::subscribe`].
     pub preamble: Option<SseBlock>,
     ended: Option<String>,
@@ -207,7 +215,6 @@ impl SseStream {
             headers: head.headers,
             body,
             parser: SseParser::default(),
-            last_event_id: None,
             preamble: None,
             ended: None,
             _driver: driver,
@@ -221,15 +228,17 @@ impl SseStream {
             .map(|v| v.to_str().expect("ASCII header"))
     }
 
+    /// The browser's last event id: the newest `id:` of any block read so far.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.parser.last_event_id()
+    }
+
     /// The next block, or `None` when the stream ended.
     pub async fn next_block(&mut self) -> Option<SseBlock> {
         // Bounded: every round either yields a block, ends, or reads one body frame
         // within the step timeout.
         for _ in 0..1_000_000 {
             if let Some(block) = self.parser.pop() {
-                if let Some(id) = &block.id {
-                    self.last_event_id = Some(id.clone());
-                }
                 return Some(block);
             }
             if self.ended.is_some() {
