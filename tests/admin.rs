@@ -2,14 +2,14 @@
 //! pages, closing a connection, the masked live config, listener routes, and metric
 //! values after a known sequence (connect, publish, slow close, kick).
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use ssegate::config::{KeyConfig, LagPolicy, ListenerConfig, Routes};
+use support::*;
 
 const ADMIN_KEY: &str = "test-admin-key-1";
 
@@ -297,14 +297,7 @@ async fn metrics_follow_a_known_sequence() {
     let text = within("closes counted", async {
         loop {
             let text = gw.metrics().await;
-            let closed = |r: &str| {
-                metric(
-                    &text,
-                    &format!("ssegate_connections_closed_total{{reason=\"{r}\"}}"),
-                )
-                .unwrap_or(0.0)
-            };
-            if closed("client") + closed("lagged") >= 2.0 {
+            if closed(&text, "client") + closed(&text, "lagged") >= 2.0 {
                 break text;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -4,15 +4,13 @@
 //! public keys, no algorithm confusion (an RSA public key is never an HMAC secret, no
 //! `alg: none`), and an open stream that ends when its token expires.
 
-mod auth_support;
-mod common;
+mod support;
 
-use auth_support::*;
-use common::*;
 use http::StatusCode;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::json;
 use ssegate::config::JwtAlgorithm;
+use support::*;
 
 /// Every token kind the gateway counts, for "nothing else was counted" checks.
 const TOKEN_KINDS: [&str; 7] = [
@@ -113,7 +111,7 @@ async fn each_bad_token_is_401_token_invalid_counted_by_kind() {
         ],
     )
     .await;
-    assert_eq!(auth_failures(&gw, "token_missing").await, 0.0);
+    assert_eq!(auth_failures(&gw.metrics().await, "token_missing"), 0.0);
 
     // Within the leeway, an expired token and an nbf a little ahead are accepted.
     let within_leeway = hs256(SECRET, &json!({"sub": "42", "exp": t - 5}));
@@ -396,7 +394,7 @@ async fn expiry_ends_the_stream(http: Http) {
         Http::H1 => "ssegate_connections_open{proto=\"h1\",tls=\"false\"}",
         Http::H2 => "ssegate_connections_open{proto=\"h2\",tls=\"true\"}",
     };
-    assert_eq!(metric_value(&gw, open_series).await, 0.0);
+    assert_eq!(metric(&gw.metrics().await, open_series).unwrap_or(0.0), 0.0);
     // Reconnecting with the expired token is refused (no leeway).
     let mut refusal_seen = false;
     for _ in 0..200 {
@@ -409,7 +407,7 @@ async fn expiry_ends_the_stream(http: Http) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(refusal_seen, "the expired token is refused");
-    assert!(auth_failures(&gw, "token_expired").await >= 1.0);
+    assert!(auth_failures(&gw.metrics().await, "token_expired") >= 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,12 +9,12 @@
 //! batches with one bad event or too many events, and the gateway's channel limit (503
 //! with `Retry-After`).
 
-mod common;
+mod support;
 
 use bytes::Bytes;
-use common::*;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
+use support::*;
 
 const MAX_BODY: usize = 1024;
 const MAX_EVENT: usize = 512;

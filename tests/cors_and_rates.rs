@@ -2,15 +2,13 @@
 //! HTTP/2, credentials, CORS off by default) and the token-bucket rate limits (publishes
 //! per publisher, connections per client IP refused at accept).
 
-mod auth_support;
-mod common;
+mod support;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use auth_support::*;
-use common::*;
 use http::{Method, StatusCode};
 use serde_json::json;
+use support::*;
 
 const APP: &str = "https://app.example";
 const EVIL: &str = "https://evil.example";
@@ -175,7 +173,11 @@ async fn allowed_origin_gets_cors_headers_on_streams_and_answers() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("access-control-allow-origin"), Some(APP));
     assert_eq!(
-        metric_value(&gw, "ssegate_refusals_total{reason=\"origin_refused\"}").await,
+        metric(
+            &gw.metrics().await,
+            "ssegate_refusals_total{reason=\"origin_refused\"}"
+        )
+        .unwrap_or(0.0),
         0.0
     );
 }

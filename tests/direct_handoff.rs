@@ -9,14 +9,12 @@
 //! largest TCP send buffer plus the client's small receive buffer), so the hand-over
 //! cannot be skipped; it checks that precondition instead of assuming it.
 
-mod common;
-mod fault_support;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
-use fault_support::*;
 use serde_json::json;
+use support::*;
 use tokio::net::TcpSocket;
 
 const ROUNDS: usize = 10;

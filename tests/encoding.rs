@@ -3,10 +3,10 @@
 //! tries to inject frames; event names present and absent; and idempotency keys (the
 //! same key twice gives the same id and one delivery).
 
-mod common;
+mod support;
 
-use common::*;
 use serde_json::{json, Value};
+use support::*;
 
 /// Publishes each body to `enc` and checks the subscriber reads exactly `raw_lines`
 /// after the `id:` line, and `data` as the event's data.
@@ -145,10 +145,7 @@ async fn data_cannot_inject_frames() {
         sub.next_event().await.triple(),
         (marker, None, "marker".into())
     );
-    assert_eq!(
-        sub.last_event_id.as_deref(),
-        Some(id_at(&id, seq(&id) + 2).as_str())
-    );
+    assert_eq!(sub.last_event_id(), Some(id_at(&id, seq(&id) + 2).as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

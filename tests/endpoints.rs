@@ -2,12 +2,12 @@
 //! event), `/healthz`, `/readyz`, and `/metrics` (Prometheus text with the core series of
 //! DESIGN §6 and the right values after a known sequence of publishes and streams).
 
-mod common;
+mod support;
 
 use bytes::Bytes;
-use common::*;
 use http::{Method, StatusCode, Version};
 use serde_json::json;
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cursor_is_the_id_of_the_last_published_event() {

@@ -2,11 +2,11 @@
 //! channel; 100 events published one by one; every subscriber receives all 100 in order
 //! with the exact ids the publishes returned.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 
-use common::*;
+use support::*;
 use tokio::sync::{Barrier, Semaphore};
 
 const SUBSCRIBERS: usize = 1000;

@@ -8,18 +8,16 @@
 //! connection are freed; and a subscriber reading on the same channel meanwhile receives
 //! every event, in order, never slowed by the dead one.
 
-mod common;
-mod fault_support;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
-use fault_support::*;
 use serde_json::json;
 use ssegate::Config;
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpSocket};

@@ -11,16 +11,14 @@
 //! - `keepalive.max_connection_age`: the stream ends with a farewell and a clean end,
 //!   counted as `max_age`; the kept-alive connection serves the reconnect.
 
-mod common;
-mod fault_support;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
-use fault_support::*;
 use http::StatusCode;
 use serde_json::json;
+use support::*;
 use tokio::sync::{Barrier, Semaphore};
 
 const SUBSCRIBERS: usize = 1000;
@@ -30,7 +28,7 @@ const DRAIN_PERIOD_S: u64 = 3;
 /// What one subscriber saw of the drain.
 struct Seen {
     events: Vec<(String, String)>,
-    last: Option<RawBlock>,
+    last: Option<SseBlock>,
     end: Option<StreamEnd>,
     closed_by_server: bool,
 }

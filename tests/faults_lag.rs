@@ -13,13 +13,11 @@
 //! - `resync`: one `event: ssegate.resync` with `{"reason":"lagged"}` (counted), its id
 //!   the head, then live events.
 
-mod common;
-mod fault_support;
+mod support;
 
-use common::*;
-use fault_support::*;
 use serde_json::json;
 use ssegate::config::LagPolicy;
+use support::*;
 
 const BATCH: usize = 100;
 
@@ -85,7 +83,7 @@ async fn disconnect_policy_loses_nothing_across_the_reconnect() {
             Some(StreamEnd::Clean),
             "a clean end of the chunked body"
         );
-        let last = sse.last_event_id.clone().expect("a last event id");
+        let last = sse.last_event_id().expect("a last event id").to_string();
         sse = RawSse::open(gw.plain_addr, "/events/slow", &[("last-event-id", &last)]).await;
         assert_eq!(sse.status, 200);
         connections += 1;
@@ -107,7 +105,7 @@ async fn disconnect_policy_loses_nothing_across_the_reconnect() {
     assert!(farewells >= 1, "the first stream ended with a farewell");
     assert_eq!(closed(&metrics, "lagged"), farewells as f64, "{metrics}");
     assert_eq!(
-        metric_or_zero(&metrics, "ssegate_resyncs_total{reason=\"lagged\"}"),
+        metric(&metrics, "ssegate_resyncs_total{reason=\"lagged\"}").unwrap_or(0.0),
         0.0
     );
 }
@@ -136,7 +134,7 @@ async fn resync_policy_tells_once_then_goes_on_live() {
     assert_eq!(sub.next_event().await.id, Some(again));
     let metrics = gw.metrics().await;
     assert_eq!(
-        metric_or_zero(&metrics, "ssegate_resyncs_total{reason=\"lagged\"}"),
+        metric(&metrics, "ssegate_resyncs_total{reason=\"lagged\"}").unwrap_or(0.0),
         1.0,
         "{metrics}"
     );

@@ -14,17 +14,15 @@
 //! - more HTTP/2 streams on one connection than `limits.max_streams_per_connection`:
 //!   the extra stream gets 429.
 
-mod common;
-mod fault_support;
+mod support;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::*;
-use fault_support::*;
 use http::{Method, StatusCode};
 use serde_json::json;
+use support::*;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 

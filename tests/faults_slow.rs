@@ -7,18 +7,16 @@
 //! prefix, and 100 subscribers reading on the same channel receive every one of the
 //! 5,000 events (50 MB) exactly once, in order, with the ids the publishes answered.
 
-mod common;
-mod fault_support;
+mod support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::*;
-use fault_support::*;
 use http::{Method, StatusCode};
 use serde_json::json;
+use support::*;
 use tokio::net::TcpSocket;
 
 /// Readers that keep up.
@@ -87,7 +85,7 @@ async fn reader(
             continue;
         }
         let id = block.id.expect("every event has an id");
-        assert_eq!(epoch, common::epoch(&id), "same epoch");
+        assert_eq!(epoch, support::epoch(&id), "same epoch");
         assert_eq!(seq(&id), next, "events arrive in order, each once");
         assert_eq!(block.data_len, Some(DATA_LEN));
         assert!(block.event.is_none());

@@ -6,15 +6,13 @@
 //! consecutive, each with its own data); no resync; every stream is counted opened
 //! twice and, once the test lets go, closed.
 
-mod common;
-mod fault_support;
+mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
-use fault_support::*;
+use support::*;
 use tokio::sync::{watch, Barrier};
 use tokio::task::JoinSet;
 
@@ -242,15 +240,16 @@ async fn two_thousand_subscribers_cut_at_once_reconnect_and_lose_nothing() {
 
     let metrics = gw.metrics().await;
     let opened = |proto: &str| {
-        metric_or_zero(
+        metric(
             &metrics,
             &format!("ssegate_connections_opened_total{{proto=\"{proto}\",tls=\"false\"}}"),
         )
+        .unwrap_or(0.0)
     };
     assert_eq!(opened("h1"), (2 * H1_SUBSCRIBERS) as f64, "{metrics}");
     assert_eq!(opened("h2"), (2 * H2_CONNECTIONS * H2_STREAMS) as f64);
     assert_eq!(
-        metric_or_zero(&metrics, "ssegate_resyncs_total{reason=\"lagged\"}"),
+        metric(&metrics, "ssegate_resyncs_total{reason=\"lagged\"}").unwrap_or(0.0),
         0.0
     );
     let gw2 = gw.clone();

@@ -6,15 +6,13 @@
 //! histogram name. `tests/prometheus_scrape.rs` runs the same queries through a real
 //! Prometheus.
 
-mod common;
-mod support_prometheus;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::*;
 use http::{Method, StatusCode};
 use serde_json::Value;
-use support_prometheus::*;
+use support::*;
 
 /// The provisioned datasource: (uid, type).
 fn provisioned_datasource() -> (String, String) {

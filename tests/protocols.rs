@@ -4,14 +4,14 @@
 //! stream's status, headers and first `retry:` line; several streams multiplexed on one
 //! HTTP/2 connection; and curl as a second, independent client.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::*;
 use http::{Method, StatusCode, Version};
 use serde_json::json;
+use support::*;
 
 const RETRY_MIN_MS: u64 = 1500;
 const RETRY_MAX_MS: u64 = 1700;

@@ -4,12 +4,12 @@
 //! once, in order; several channels replay merged in id order; a replay larger than one
 //! write batch arrives whole; heartbeats move the last event id forward on a quiet channel.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
 use serde_json::json;
+use support::*;
 
 /// Subscribes to `r`, reads three events, disconnects, and publishes three more.
 /// Returns (id of the last event read, ids and data of the missed events).
@@ -23,7 +23,7 @@ async fn read_three_then_miss_three(gw: &TestGateway) -> (String, Vec<(String, S
         let e = sub.next_event().await;
         assert_eq!(e.triple(), (id.clone(), None, format!("e{}", i + 1)));
     }
-    let last = sub.last_event_id.clone().expect("a last event id");
+    let last = sub.last_event_id().expect("a last event id").to_string();
     assert_eq!(last, read[2]);
     drop(sub);
     let mut missed = Vec::new();
@@ -239,7 +239,7 @@ async fn every_event_exactly_once_across_reconnects_with_concurrent_publisher() 
             assert_eq!(e.data.as_deref(), Some(format!("m{}", seen.len()).as_str()));
             seen.push(e.id.clone().expect("an id"));
         }
-        last_id = sub.last_event_id.clone().expect("a last event id");
+        last_id = sub.last_event_id().expect("a last event id").to_string();
         drop(sub);
     }
     let published = within("publisher", publisher).await.expect("publisher");
@@ -254,7 +254,7 @@ async fn every_event_exactly_once_across_reconnects_with_concurrent_publisher() 
 async fn heartbeat_moves_the_last_event_id_forward_on_a_quiet_channel() {
     let gw = start_with(|c| c.sse.heartbeat = Duration::from_secs(1)).await;
     let mut sub = gw.subscribe("/events/quiet").await;
-    let before = sub.last_event_id.clone().unwrap();
+    let before = sub.last_event_id().unwrap().to_string();
     for i in 0..3 {
         gw.publish_text("busy", &format!("b{i}")).await;
     }
@@ -275,7 +275,7 @@ async fn heartbeat_moves_the_last_event_id_forward_on_a_quiet_channel() {
             }
         }
     }
-    assert_eq!(sub.last_event_id.as_deref(), Some(head.as_str()));
+    assert_eq!(sub.last_event_id(), Some(head.as_str()));
     drop(sub);
 
     // Resuming from the heartbeat's id is seamless.

@@ -5,10 +5,10 @@
 //! `lagged` (a batch that outruns a tiny history before the subscriber reads). Each is
 //! also counted in `ssegate_resyncs_total{reason}`.
 
-mod common;
+mod support;
 
-use common::*;
 use serde_json::json;
+use support::*;
 
 /// The stream started with a resync: a preamble with only `retry:`, then the resync at
 /// `head`; then a live event on `channel` arrives.

@@ -3,16 +3,16 @@
 //! message naming the problem; and the binary, started on a temporary config, serves
 //! `/healthz`, a subscription and a publish.
 
-mod common;
+mod support;
 
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::*;
 use serde_json::json;
 use ssegate::Config;
+use support::*;
 
 fn shipped() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.yaml")

@@ -3,10 +3,10 @@
 //! event published to several of them arrives once, events of other channels never
 //! arrive, and events arrive in publish order across channels.
 
-mod common;
+mod support;
 
-use common::*;
 use serde_json::json;
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn path_form_gets_only_its_channel() {
