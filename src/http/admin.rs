@@ -33,15 +33,12 @@ pub const MASK: &str = "********";
 pub fn handle<B>(shared: &Shared, req: &Request<B>) -> Result<(StatusCode, String), ApiError> {
     let keys = shared.admin_keys();
     if keys.is_empty() {
-        return Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            ..ApiError::bad_request(
-                "admin_disabled",
-                "the admin API is off (admin.keys is empty)",
-            )
-        });
+        return Err(ApiError::no_such(
+            "admin_disabled",
+            "the admin API is off (admin.keys is empty)",
+        ));
     }
-    keys::check_key(req.headers(), &keys, KeyRole::Admin)?;
+    keys::check_key(req.headers(), &keys).map_err(|e| KeyRole::Admin.error(e))?;
     let path = req.uri().path().trim_end_matches('/');
     let query = Query::parse(req.uri().query());
     let method = req.method();
@@ -137,10 +134,10 @@ fn channel(shared: &Shared, name: &str) -> Result<Value, ApiError> {
     let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
     match shared.hub.channel_stats(&name) {
         Some(c) => Ok(channel_json(shared, &c)),
-        None => Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            ..ApiError::bad_request("channel_not_found", format!("no channel {name:?}"))
-        }),
+        None => Err(ApiError::no_such(
+            "channel_not_found",
+            format!("no channel {name:?}"),
+        )),
     }
 }
 
@@ -183,10 +180,10 @@ fn close_connection(shared: &Shared, id: &str) -> Result<Value, ApiError> {
     if shared.registry.kick(id) {
         Ok(json!({ "closed": id }))
     } else {
-        Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            ..ApiError::bad_request("connection_not_found", format!("no open connection {id}"))
-        })
+        Err(ApiError::no_such(
+            "connection_not_found",
+            format!("no open connection {id}"),
+        ))
     }
 }
 

@@ -23,11 +23,12 @@ use crate::http::shared::Shared;
 use crate::hub::{LagBounds, ResumeFrom, Start};
 use crate::model::error::ApiError;
 use crate::model::event_id::EventId;
-use crate::policy::access::{self, Denied};
+use crate::model::reasons::RefusalReason;
+use crate::policy::access;
 use crate::policy::admission::Refusal;
 use crate::policy::cors;
 use crate::policy::jwt::Claims;
-use crate::policy::keys::{self, KeyRole};
+use crate::policy::keys::{self, KeyError, KeyRole};
 use crate::stream::connection::ConnState;
 use crate::stream::{SseBody, StreamContext, StreamSettings};
 use crate::wire::sse as encode;
@@ -125,33 +126,10 @@ fn subscriber_token(config: &Config, uri: &http::Uri, headers: &http::HeaderMap)
 
 /// Verifies a token, counting a failure by its kind.
 fn verify_token(shared: &Shared, token: &str) -> Result<Claims, ApiError> {
-    shared.verifier().verify(token).map_err(|kind| ApiError {
-        auth_failure: Some(kind.as_str()),
-        ..ApiError::unauthorized("token_invalid", "the token is not valid")
-    })
-}
-
-fn denied(d: Denied) -> ApiError {
-    match d {
-        Denied::TokenNeeded(ch) => ApiError {
-            auth_failure: Some("token_missing"),
-            ..ApiError::unauthorized("token_missing", format!("channel {ch:?} needs a token"))
-        },
-        Denied::NotGranted(ch) => ApiError {
-            auth_failure: Some("channel_forbidden"),
-            ..ApiError::forbidden(
-                "channel_forbidden",
-                format!("the token does not grant {ch:?}"),
-            )
-        },
-        Denied::PublishClosed(ch) => ApiError {
-            auth_failure: Some("publish_forbidden"),
-            ..ApiError::forbidden(
-                "publish_forbidden",
-                format!("no publisher may target {ch:?}"),
-            )
-        },
-    }
+    shared
+        .verifier()
+        .verify(token)
+        .map_err(|e| ApiError::auth(e.kind(), "the token is not valid"))
 }
 
 /// Who is publishing: a static key (by name) or a token.
@@ -173,16 +151,16 @@ impl Publisher {
 /// A static publish key, or else a token with publish grants.
 fn authorize_publisher(shared: &Shared, headers: &http::HeaderMap) -> Result<Publisher, ApiError> {
     let keys = shared.publish_keys();
-    match keys::check_key(headers, &keys, KeyRole::Publish) {
+    match keys::check_key(headers, &keys) {
         Ok(name) => Ok(Publisher::Key(name)),
-        Err(e) if e.code == "publish_key_invalid" && shared.verifier().is_enabled() => {
+        Err(KeyError::Invalid) if shared.verifier().is_enabled() => {
             let token = keys::bearer(headers).unwrap_or("");
             if token.split('.').count() != 3 {
-                return Err(e);
+                return Err(KeyRole::Publish.error(KeyError::Invalid));
             }
             verify_token(shared, token).map(Publisher::Token)
         }
-        Err(e) => Err(e),
+        Err(e) => Err(KeyRole::Publish.error(e)),
     }
 }
 
@@ -195,31 +173,14 @@ pub async fn refuse(
 ) -> Result<Response<ResponseBody>, Infallible> {
     conn.first_request_seen
         .store(true, std::sync::atomic::Ordering::Release);
-    let error = match refusal {
-        Refusal::Total => ApiError::unavailable(
-            "max_connections",
-            "the gateway is at its connection limit; retry later",
-            5,
-        ),
-        Refusal::PerIp => ApiError {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            ..ApiError::unavailable(
-                "max_connections_per_ip",
-                "too many connections from your address; retry later",
-                5,
-            )
-        },
-        Refusal::Rate => ApiError {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            ..ApiError::unavailable(
-                "rate_limited",
-                "your address opens connections too fast; retry later",
-                5,
-            )
-        },
+    let message = match refusal {
+        Refusal::Total => "the gateway is at its connection limit; retry later",
+        Refusal::PerIp => "too many connections from your address; retry later",
+        Refusal::Rate => "your address opens connections too fast; retry later",
     };
+    let error = ApiError::refused(refusal.reason(), message, Some(5));
     // Counted at accept already; answer without counting twice.
-    let mut response = json(error.status, error.body());
+    let mut response = json(error.status(), error.body());
     let headers = response.headers_mut();
     headers.insert(header::RETRY_AFTER, HeaderValue::from(5u32));
     headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -282,7 +243,7 @@ pub fn subscribe(
         None => None,
     };
     for channel in &channels {
-        access::may_subscribe(&config, claims.as_ref(), channel).map_err(denied)?;
+        access::may_subscribe(&config, claims.as_ref(), channel)?;
     }
     // The header (sent by the browser on reconnect) wins over the query parameter
     // (written into the URL at page load, and stale after the first event).
@@ -301,23 +262,20 @@ pub fn subscribe(
     // parallel cannot slip past the cap. The slot uncounts it whenever it is dropped.
     let max_streams = limits.max_streams_per_connection;
     let Some(slot) = conn.try_open_stream(max_streams) else {
-        return Err(ApiError {
-            retry_after: Some(1),
-            ..ApiError::over_limit(
-                StatusCode::TOO_MANY_REQUESTS,
-                "max_streams_per_connection",
-                format!("at most {max_streams} event streams on one connection"),
-            )
-        });
+        return Err(ApiError::refused(
+            RefusalReason::MaxStreamsPerConnection,
+            format!("at most {max_streams} event streams on one connection"),
+            Some(1),
+        ));
     };
     let (mut subscription, start) = shared.hub.subscribe(&channels, resume).map_err(|full| {
-        ApiError::unavailable(
-            "channel_limit",
+        ApiError::refused(
+            RefusalReason::ChannelLimit,
             format!(
                 "the gateway holds its maximum of {} channels",
                 full.max_channels
             ),
-            5,
+            Some(5),
         )
     })?;
     let sse = &config.sse;
@@ -431,10 +389,10 @@ async fn publish(
     // type, and a wrong guess there should not cost a newcomer a 415.
     let max = config.limits.max_body_bytes;
     let too_large = || {
-        ApiError::over_limit(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+        ApiError::refused(
+            RefusalReason::BodyTooLarge,
             format!("the body exceeds {max} bytes"),
+            None,
         )
     };
     let declared = req
@@ -462,17 +420,17 @@ async fn publish(
         Publisher::Key(_) => None,
     };
     for channel in request.events.iter().flat_map(|e| e.channels.iter()) {
-        access::may_publish(&config, claims, channel).map_err(denied)?;
+        access::may_publish(&config, claims, channel)?;
     }
     let published = shared
         .broker
         .publish(request.events)
         .await
         .map_err(|e| match e {
-            PublishError::ChannelLimit { max_channels } => ApiError::unavailable(
-                "channel_limit",
+            PublishError::ChannelLimit { max_channels } => ApiError::refused(
+                RefusalReason::ChannelLimit,
                 format!("the gateway holds its maximum of {max_channels} channels"),
-                5,
+                Some(5),
             ),
             PublishError::Unavailable(why) => ApiError::upstream("broker_unavailable", why),
         })?;
@@ -497,10 +455,11 @@ async fn publish(
 /// 429 with a `Retry-After` of the wait, rounded up to whole seconds.
 pub fn rate_limited(wait: std::time::Duration, message: &str) -> ApiError {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    ApiError {
-        retry_after: Some(secs.clamp(1, u64::from(u32::MAX)) as u32),
-        ..ApiError::over_limit(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
-    }
+    ApiError::refused(
+        RefusalReason::RateLimited,
+        message,
+        Some(secs.clamp(1, u64::from(u32::MAX)) as u32),
+    )
 }
 
 fn cursor(shared: &Shared) -> Response<ResponseBody> {
@@ -558,23 +517,23 @@ pub(crate) fn json(status: StatusCode, body: String) -> Response<ResponseBody> {
 pub fn error_response(shared: &Shared, e: ApiError) -> Response<ResponseBody> {
     let m = &shared.metrics;
     m.request_errors_total
-        .with_label_values(&[e.fault.as_str(), e.code])
+        .with_label_values(&[e.fault().as_str(), e.code()])
         .inc();
-    if e.is_limit {
-        m.refusals_total.with_label_values(&[e.code]).inc();
+    if let Some(reason) = e.refusal() {
+        m.refused(reason);
     }
-    if let Some(kind) = e.auth_failure {
-        m.auth_failures_total.with_label_values(&[kind]).inc();
+    if let Some(kind) = e.auth_failure() {
+        m.auth_failed(kind);
     }
-    let mut response = json(e.status, e.body());
+    let mut response = json(e.status(), e.body());
     let headers = response.headers_mut();
-    if let Some(allow) = e.allow {
+    if let Some(allow) = e.allow() {
         headers.insert(header::ALLOW, HeaderValue::from_static(allow));
     }
-    if let Some(secs) = e.retry_after {
+    if let Some(secs) = e.retry_after() {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
-    if e.status == StatusCode::UNAUTHORIZED {
+    if e.status() == StatusCode::UNAUTHORIZED {
         headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     response

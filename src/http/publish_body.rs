@@ -7,7 +7,6 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use http::StatusCode;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
@@ -15,6 +14,7 @@ use crate::broker::PreparedEvent;
 use crate::config::LimitsConfig;
 use crate::model::channel_name;
 use crate::model::error::ApiError;
+use crate::model::reasons::RefusalReason;
 use crate::wire::sse::{self as encode, EventData};
 
 /// Event names starting with this are the gateway's own (`ssegate.resync`).
@@ -81,20 +81,17 @@ pub fn parse(body: &[u8], limits: &LimitsConfig) -> Result<PublishRequest, ApiEr
             ));
         }
         if items.len() > limits.max_batch_events {
-            return Err(ApiError::over_limit(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "batch_too_large",
+            return Err(ApiError::refused(
+                RefusalReason::BatchTooLarge,
                 format!("a batch holds at most {} events", limits.max_batch_events),
+                None,
             ));
         }
         let events = items
             .into_iter()
             .enumerate()
             .map(|(i, item)| {
-                prepare(item, limits).map_err(|mut e| {
-                    e.message = format!("events[{i}]: {}", e.message);
-                    e
-                })
+                prepare(item, limits).map_err(|e| e.in_context(&format!("events[{i}]")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(PublishRequest {
@@ -159,14 +156,14 @@ fn prepare(value: Value, limits: &LimitsConfig) -> Result<PreparedEvent, ApiErro
     };
     let body = encode::event_body(item.event.as_deref(), &data);
     if body.len() > limits.max_event_bytes {
-        return Err(ApiError::over_limit(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "event_too_large",
+        return Err(ApiError::refused(
+            RefusalReason::EventTooLarge,
             format!(
                 "the event is {} bytes encoded; the limit is {}",
                 body.len(),
                 limits.max_event_bytes
             ),
+            None,
         ));
     }
     Ok(PreparedEvent {
@@ -204,10 +201,10 @@ pub fn validate_channels(names: Vec<String>, max: usize) -> Result<Vec<Arc<str>>
         }
     }
     if out.len() > max {
-        return Err(ApiError::over_limit(
-            StatusCode::BAD_REQUEST,
-            "too_many_channels",
+        return Err(ApiError::refused(
+            RefusalReason::TooManyChannels,
             format!("at most {max} channels at once"),
+            None,
         ));
     }
     Ok(out)
@@ -243,7 +240,7 @@ mod tests {
     }
 
     fn code(body: &str) -> &'static str {
-        parse(body.as_bytes(), &limits()).unwrap_err().code
+        parse(body.as_bytes(), &limits()).unwrap_err().code()
     }
 
     #[test]
@@ -314,6 +311,6 @@ mod tests {
             &limits(),
         )
         .unwrap_err();
-        assert!(e.message.starts_with("events[1]:"), "{}", e.message);
+        assert!(e.message().starts_with("events[1]:"), "{}", e.message());
     }
 }

@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::{Config, Routes};
 use crate::http;
 use crate::http::shared::Shared;
+use crate::model::reasons::RefusalReason;
 use crate::policy::admission::{ConnectionLimiter, Permit, Refusal};
 use crate::stream::connection::ConnState;
 use crate::transport::guarded_io::{GuardedIo, Prefixed};
@@ -145,10 +146,7 @@ fn connection(
         }
     }
     if let Some(refusal) = refusal {
-        metrics
-            .refusals_total
-            .with_label_values(&[refusal.as_str()])
-            .inc();
+        metrics.refused(refusal.reason());
         if context.limiter.open() > max_total + REFUSAL_SLACK {
             return; // closing is all we can afford
         }
@@ -201,9 +199,7 @@ async fn serve_tls(
             context
                 .shared
                 .metrics
-                .refusals_total
-                .with_label_values(&["tls_handshake_timeout"])
-                .inc();
+                .refused(RefusalReason::TlsHandshakeTimeout);
             tracing::debug!(peer = %conn.peer, "TLS handshake timed out");
         }
     }
@@ -272,12 +268,7 @@ async fn serve_plain(
         match head {
             Head::Gone => {
                 if io.timed_out_before_request {
-                    context
-                        .shared
-                        .metrics
-                        .refusals_total
-                        .with_label_values(&["header_timeout"])
-                        .inc();
+                    context.shared.metrics.refused(RefusalReason::HeaderTimeout);
                 }
                 return;
             }
@@ -379,19 +370,13 @@ async fn serve<S>(
     if let Err(e) = result {
         let hyper_error = e.downcast_ref::<hyper::Error>();
         if hyper_error.is_some_and(|h| h.is_parse_too_large()) {
-            metrics
-                .refusals_total
-                .with_label_values(&["header_too_large"])
-                .inc();
+            metrics.refused(RefusalReason::HeaderTooLarge);
         } else if !conn
             .first_request_seen
             .load(std::sync::atomic::Ordering::Acquire)
             && (hyper_error.is_some_and(|h| h.is_timeout()) || is_timed_out(&*e))
         {
-            metrics
-                .refusals_total
-                .with_label_values(&["header_timeout"])
-                .inc();
+            metrics.refused(RefusalReason::HeaderTimeout);
         }
         tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
     }

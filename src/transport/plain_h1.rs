@@ -163,6 +163,8 @@ pub async fn prepare<S: AsyncWrite + Unpin>(
         })
     };
     if pipelined {
+        // A client error, not counted in `refusals_total` (its `pipelining_refused`
+        // series stays at 0), as it always was.
         let refusal = ApiError::bad_request(
             "pipelining_refused",
             "requests pipelined behind an event stream cannot be answered; send them on another connection",
