@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 
 use crate::broker::PublishError;
 use crate::config::Config;
-use crate::http::shared::Shared;
+use crate::http::shared::{Live, Shared};
 use crate::hub::{LagBounds, ResumeFrom, Start};
 use crate::model::error::ApiError;
 use crate::model::event_id::EventId;
@@ -44,8 +44,8 @@ pub async fn handle(
 ) -> Result<Response<ResponseBody>, Infallible> {
     conn.first_request_seen
         .store(true, std::sync::atomic::Ordering::Release);
-    let config = shared.config();
-    let origin = match cors::check(&config.cors, req.headers()) {
+    let live = shared.live();
+    let origin = match cors::check(&live.config.cors, req.headers()) {
         Ok(origin) => origin,
         Err(e) => return Ok(error_response(&shared, e)),
     };
@@ -53,18 +53,25 @@ pub async fn handle(
     let (public, admin) = (conn.routes.public(), conn.routes.admin());
     let req_is_options = req.method() == Method::OPTIONS;
     let result = if req_is_options {
-        preflight(&shared, &req)
+        preflight(&live, &req)
     } else if public && (path == "/events" || path.starts_with("/events/")) {
         only(&req, Method::GET, "GET").and_then(|_| {
-            subscribe(&shared, &conn, req.uri(), req.headers(), req.version())
-                .map(|r| r.map(Either::Right))
+            subscribe(
+                &shared,
+                &live,
+                &conn,
+                req.uri(),
+                req.headers(),
+                req.version(),
+            )
+            .map(|r| r.map(Either::Right))
         })
     } else if admin && (path == "/admin" || path.starts_with("/admin/")) {
-        admin::handle(&shared, &req).map(|(status, body)| json(status, body))
+        admin::handle(&shared, &live, &req).map(|(status, body)| json(status, body))
     } else {
         match path {
             "/publish" if public => match only(&req, Method::POST, "POST") {
-                Ok(()) => publish(&shared, req).await,
+                Ok(()) => publish(&shared, &live, req).await,
                 Err(e) => Err(e),
             },
             "/cursor" if public => only(&req, Method::GET, "GET").map(|_| cursor(&shared)),
@@ -78,15 +85,15 @@ pub async fn handle(
     let mut response = result.unwrap_or_else(|e| error_response(&shared, e));
     let is_preflight_answer = req_is_options && response.status() == StatusCode::NO_CONTENT;
     if let (Some(origin), false) = (origin, is_preflight_answer) {
-        cors::decorate(&config.cors, &origin, response.headers_mut());
+        cors::decorate(&live.config.cors, &origin, response.headers_mut());
     }
     Ok(response)
 }
 
 /// `OPTIONS`: a CORS preflight from an allowed origin gets 204 and the CORS headers;
 /// without an `Origin` it is answered with the methods in `Allow`.
-fn preflight<B>(shared: &Shared, req: &Request<B>) -> Result<Response<ResponseBody>, ApiError> {
-    let config = shared.config();
+fn preflight<B>(live: &Live, req: &Request<B>) -> Result<Response<ResponseBody>, ApiError> {
+    let config = &live.config;
     let mut response = Response::new(Either::Left(Full::new(Bytes::new())));
     *response.status_mut() = StatusCode::NO_CONTENT;
     if req.headers().contains_key(header::ORIGIN) {
@@ -125,9 +132,8 @@ fn subscriber_token(config: &Config, uri: &http::Uri, headers: &http::HeaderMap)
 }
 
 /// Verifies a token, counting a failure by its kind.
-fn verify_token(shared: &Shared, token: &str) -> Result<Claims, ApiError> {
-    shared
-        .verifier()
+fn verify_token(live: &Live, token: &str) -> Result<Claims, ApiError> {
+    live.verifier
         .verify(token)
         .map_err(|e| ApiError::auth(e.kind(), "the token is not valid"))
 }
@@ -149,16 +155,15 @@ impl Publisher {
 }
 
 /// A static publish key, or else a token with publish grants.
-fn authorize_publisher(shared: &Shared, headers: &http::HeaderMap) -> Result<Publisher, ApiError> {
-    let keys = shared.publish_keys();
-    match keys::check_key(headers, &keys) {
+fn authorize_publisher(live: &Live, headers: &http::HeaderMap) -> Result<Publisher, ApiError> {
+    match keys::check_key(headers, &live.publish_keys) {
         Ok(name) => Ok(Publisher::Key(name)),
-        Err(KeyError::Invalid) if shared.verifier().is_enabled() => {
+        Err(KeyError::Invalid) if live.verifier.is_enabled() => {
             let token = keys::bearer(headers).unwrap_or("");
             if token.split('.').count() != 3 {
                 return Err(KeyRole::Publish.error(KeyError::Invalid));
             }
-            verify_token(shared, token).map(Publisher::Token)
+            verify_token(live, token).map(Publisher::Token)
         }
         Err(e) => Err(KeyRole::Publish.error(e)),
     }
@@ -200,12 +205,13 @@ fn only<B>(req: &Request<B>, method: Method, allow: &'static str) -> Result<(), 
 /// hyper path and the lean HTTP/1.1 path.
 pub fn subscribe(
     shared: &Shared,
+    live: &Live,
     conn: &Arc<ConnState>,
     uri: &http::Uri,
     headers: &http::HeaderMap,
     version: Version,
 ) -> Result<Response<SseBody>, ApiError> {
-    let config = shared.config();
+    let config = &live.config;
     let limits = &config.limits;
     let mut names = Vec::new();
     if let Some(rest) = uri.path().strip_prefix("/events/") {
@@ -238,12 +244,12 @@ pub fn subscribe(
         }
     }
     let channels = publish_body::validate_channels(names, limits.max_channels_per_connection)?;
-    let claims = match subscriber_token(&config, uri, headers) {
-        Some(token) => Some(verify_token(shared, &token)?),
+    let claims = match subscriber_token(config, uri, headers) {
+        Some(token) => Some(verify_token(live, &token)?),
         None => None,
     };
     for channel in &channels {
-        access::may_subscribe(&config, claims.as_ref(), channel)?;
+        access::may_subscribe(config, claims.as_ref(), channel)?;
     }
     // The header (sent by the browser on reconnect) wins over the query parameter
     // (written into the URL at page load, and stale after the first event).
@@ -373,11 +379,12 @@ fn expiry_instant(unix_seconds: u64) -> tokio::time::Instant {
 
 async fn publish(
     shared: &Shared,
+    live: &Live,
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let started = Instant::now();
-    let config = shared.config();
-    let publisher = authorize_publisher(shared, req.headers())?;
+    let config = &live.config;
+    let publisher = authorize_publisher(live, req.headers())?;
     if let Some(rate) = config.rate_limits.publishes_per_second {
         let burst = config.rate_limits.publish_burst;
         shared
@@ -420,7 +427,7 @@ async fn publish(
         Publisher::Key(_) => None,
     };
     for channel in request.events.iter().flat_map(|e| e.channels.iter()) {
-        access::may_publish(&config, claims, channel)?;
+        access::may_publish(config, claims, channel)?;
     }
     let published = shared
         .broker

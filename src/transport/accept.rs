@@ -19,7 +19,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, Routes};
 use crate::http;
-use crate::http::shared::Shared;
+use crate::http::shared::{Live, Shared};
 use crate::model::reasons::RefusalReason;
 use crate::policy::admission::{ConnectionLimiter, Permit, Refusal};
 use crate::stream::connection::ConnState;
@@ -123,7 +123,10 @@ fn connection(
     routes: Routes,
     context: AcceptContext,
 ) {
-    let config = context.shared.config();
+    // The connection's limits and timeouts are the snapshot in force when it was
+    // accepted; each of its requests takes the one in force when it arrives.
+    let live = context.shared.live();
+    let config = &live.config;
     let metrics = &context.shared.metrics;
     let max_total = config
         .limits
@@ -151,7 +154,7 @@ fn connection(
             return; // closing is all we can afford
         }
     }
-    configure_socket(&stream, &config);
+    configure_socket(&stream, config);
     let conn = ConnState::new(peer, tls.is_some(), routes);
     let mut first_request_within = config.limits.header_read_timeout;
     if tls.is_some() {
@@ -165,18 +168,18 @@ fn connection(
     );
     match tls {
         None if refusal.is_none() => {
-            tokio::spawn(serve_plain(io, conn, config, context, permit));
+            tokio::spawn(serve_plain(io, conn, live, context, permit));
         }
         None => {
             tokio::spawn(Box::pin(async move {
                 let _permit = permit;
-                serve(io, conn, refusal, &config, context).await
+                serve(io, conn, refusal, &live.config, context).await
             }));
         }
         Some(acceptor) => {
             tokio::spawn(Box::pin(async move {
                 let _permit = permit;
-                serve_tls(io, acceptor, conn, refusal, config, context).await
+                serve_tls(io, acceptor, conn, refusal, live, context).await
             }));
         }
     }
@@ -188,12 +191,13 @@ async fn serve_tls(
     acceptor: TlsAcceptor,
     conn: Arc<ConnState>,
     refusal: Option<Refusal>,
-    config: Arc<Config>,
+    live: Arc<Live>,
     context: AcceptContext,
 ) {
+    let config = &live.config;
     let handshake = tokio::time::timeout(config.limits.tls_handshake_timeout, acceptor.accept(io));
     match handshake.await {
-        Ok(Ok(tls_stream)) => serve(tls_stream, conn, refusal, &config, context).await,
+        Ok(Ok(tls_stream)) => serve(tls_stream, conn, refusal, config, context).await,
         Ok(Err(e)) => tracing::debug!(peer = %conn.peer, error = %e, "TLS handshake failed"),
         Err(_) => {
             context
@@ -231,10 +235,11 @@ fn configure_socket(stream: &TcpStream, config: &Config) {
 async fn serve_plain(
     mut io: GuardedIo<TcpStream>,
     conn: Arc<ConnState>,
-    config: Arc<Config>,
+    live: Arc<Live>,
     context: AcceptContext,
     _permit: Permit,
 ) {
+    let config = &live.config;
     let shared = context.shared.clone();
     let mut first = true;
     loop {
@@ -305,7 +310,7 @@ async fn serve_plain(
             _ => {
                 // Anything but an event stream on a public listener: hyper's, whole.
                 let io = Prefixed::new(buf, io);
-                return Box::pin(serve(io, conn, None, &config, context)).await;
+                return Box::pin(serve(io, conn, None, config, context)).await;
             }
         }
     }

@@ -172,12 +172,13 @@ pub async fn prepare<S: AsyncWrite + Unpin>(
         let _ = write_whole(io, routes::error_response(shared, refusal), false).await;
         return Prepared::Answered(After::Close);
     }
-    let config = shared.config();
+    let live = shared.live();
+    let config = &live.config;
     let origin = match crate::policy::cors::check(&config.cors, &headers) {
         Ok(origin) => origin,
         Err(e) => return answer(write_whole(io, routes::error_response(shared, e), true).await),
     };
-    let subscribed = routes::subscribe(shared, conn, &uri, &headers, Version::HTTP_11);
+    let subscribed = routes::subscribe(shared, &live, conn, &uri, &headers, Version::HTTP_11);
     drop((uri, headers));
     let mut response = match subscribed {
         Ok(response) => response.map(Either::Right),
