@@ -13,6 +13,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
 use crate::config::{AuthConfig, JwtAlgorithm, JwtKeyConfig};
+use crate::model::error::ApiError;
 use crate::model::reasons::AuthFailure;
 
 /// What a verified token says.
@@ -79,6 +80,13 @@ impl TokenError {
             TokenError::WrongAudience => AuthFailure::TokenWrongAudience,
             TokenError::WrongIssuer => AuthFailure::TokenWrongIssuer,
         }
+    }
+}
+
+/// A refused token is answered 401 `token_invalid` and counted by its kind.
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> ApiError {
+        ApiError::auth(e.kind(), "the token is not valid")
     }
 }
 

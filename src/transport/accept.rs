@@ -283,8 +283,6 @@ async fn serve_plain(
                 keep_alive,
                 consumed,
             } if conn.routes.public() => {
-                conn.first_request_seen
-                    .store(true, std::sync::atomic::Ordering::Release);
                 let pipelined = buf.len() > consumed;
                 drop(buf);
                 let prepared = Box::pin(plain_h1::prepare(
@@ -352,12 +350,12 @@ async fn serve<S>(
     let info = conn.clone();
     let metrics = shared.metrics.clone();
     if let Some(refusal) = refusal {
-        let service = service_fn(move |req| http::refuse(info.clone(), refusal, req));
+        let service = service_fn(move |req| http::router::refuse(info.clone(), refusal, req));
         let connection = builder.serve_connection(TokioIo::new(io), service);
         let _ = tokio::time::timeout(REFUSAL_TIMEOUT, connection).await;
         return;
     }
-    let service = service_fn(move |req| http::handle(shared.clone(), info.clone(), req));
+    let service = service_fn(move |req| http::router::handle(shared.clone(), info.clone(), req));
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
     let result = if *context.shutdown.borrow() {
