@@ -6,7 +6,7 @@
 //!   multi-line text (~1 KB in 20 lines) and a JSON object (~1 KB); and
 //!   [`sse::frame_with_id`] (the `id:` prefix every event gets once, in the broker).
 //!   Throughput is in encoded bytes.
-//! - `publish_parse`: [`publish_body::parse`] of a `POST /publish` body holding one event, one
+//! - `publish_parse`: [`publish::parse`] of a `POST /publish` body holding one event, one
 //!   the same event for three channels, one event whose data is the ~1 KB JSON object,
 //!   and a batch of 100 small events: JSON parsing, validation and encoding. Throughput
 //!   is in events.
@@ -59,7 +59,7 @@ use serde_json::{json, Value};
 use ssegate::broker::{IdempotencyWindow, MemoryBroker, PreparedEvent};
 use ssegate::config::{HistoryConfig, LimitsConfig};
 use ssegate::config::{LagPolicy, Routes};
-use ssegate::http::publish_body;
+use ssegate::http::publish;
 use ssegate::hub::{Collected, HistoryBounds, Hub, ResumeFrom, Subscription};
 use ssegate::model::event_id::EventId;
 use ssegate::observe::metrics::Metrics;
@@ -125,7 +125,7 @@ fn limits() -> LimitsConfig {
 /// would prepare it.
 fn small_event() -> PreparedEvent {
     let mut request =
-        publish_body::parse(single_publish_body().as_bytes(), &limits()).expect("valid publish");
+        publish::parse(single_publish_body().as_bytes(), &limits()).expect("valid publish");
     request.events.remove(0)
 }
 
@@ -253,11 +253,11 @@ fn bench_publish_parse(c: &mut Criterion) {
         ("batch_100", batch, 100),
     ];
     for (name, body, events) in &cases {
-        let parsed = publish_body::parse(body.as_bytes(), &limits).expect("valid publish");
+        let parsed = publish::parse(body.as_bytes(), &limits).expect("valid publish");
         assert_eq!(parsed.events.len(), *events);
         group.throughput(Throughput::Elements(*events as u64));
         group.bench_function(*name, |b| {
-            b.iter(|| publish_body::parse(black_box(body.as_bytes()), &limits))
+            b.iter(|| publish::parse(black_box(body.as_bytes()), &limits))
         });
     }
     group.finish();

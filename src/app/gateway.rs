@@ -248,7 +248,8 @@ impl Gateway {
     pub fn reload(&self, config: Config) -> Result<(), StartError> {
         config.validate().map_err(|e| StartError(e.to_string()))?;
         let secrets = resolve_secrets(&config)?;
-        let old = self.shared.config();
+        let live = self.shared.live();
+        let old = &live.config;
         if old.listeners.len() != config.listeners.len()
             || old
                 .listeners

@@ -13,7 +13,7 @@
 use http::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 
-use crate::http::shared::Shared;
+use crate::http::shared::{Live, Shared};
 use crate::hub::ChannelStats;
 use crate::model::error::ApiError;
 use crate::model::event_id::EventId;
@@ -30,25 +30,25 @@ pub const DEFAULT_PAGE: usize = 100;
 pub const MASK: &str = "********";
 
 /// Answers one admin request: a status and a JSON body.
-pub fn handle<B>(shared: &Shared, req: &Request<B>) -> Result<(StatusCode, String), ApiError> {
-    let keys = shared.admin_keys();
-    if keys.is_empty() {
-        return Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            ..ApiError::bad_request(
-                "admin_disabled",
-                "the admin API is off (admin.keys is empty)",
-            )
-        });
+pub fn handle<B>(
+    shared: &Shared,
+    live: &Live,
+    req: &Request<B>,
+) -> Result<(StatusCode, String), ApiError> {
+    if live.admin_keys.is_empty() {
+        return Err(ApiError::no_such(
+            "admin_disabled",
+            "the admin API is off (admin.keys is empty)",
+        ));
     }
-    keys::check_key(req.headers(), &keys, KeyRole::Admin)?;
+    keys::check_key(req.headers(), &live.admin_keys).map_err(|e| KeyRole::Admin.error(e))?;
     let path = req.uri().path().trim_end_matches('/');
     let query = Query::parse(req.uri().query());
     let method = req.method();
     let body = match path.strip_prefix("/admin").unwrap_or("") {
         "/channels" => get(method, || channels(shared, &query))?,
         "/connections" => get(method, || connections(shared, &query))?,
-        "/config" => get(method, || config(shared))?,
+        "/config" => get(method, || config(live))?,
         other => {
             if let Some(name) = other.strip_prefix("/channels/") {
                 get(method, || channel(shared, name))?
@@ -137,10 +137,10 @@ fn channel(shared: &Shared, name: &str) -> Result<Value, ApiError> {
     let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
     match shared.hub.channel_stats(&name) {
         Some(c) => Ok(channel_json(shared, &c)),
-        None => Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            ..ApiError::bad_request("channel_not_found", format!("no channel {name:?}"))
-        }),
+        None => Err(ApiError::no_such(
+            "channel_not_found",
+            format!("no channel {name:?}"),
+        )),
     }
 }
 
@@ -183,15 +183,15 @@ fn close_connection(shared: &Shared, id: &str) -> Result<Value, ApiError> {
     if shared.registry.kick(id) {
         Ok(json!({ "closed": id }))
     } else {
-        Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            ..ApiError::bad_request("connection_not_found", format!("no open connection {id}"))
-        })
+        Err(ApiError::no_such(
+            "connection_not_found",
+            format!("no open connection {id}"),
+        ))
     }
 }
 
-fn config(shared: &Shared) -> Result<Value, ApiError> {
-    let mut value = serde_json::to_value(&*shared.config())
+fn config(live: &Live) -> Result<Value, ApiError> {
+    let mut value = serde_json::to_value(&live.config)
         .map_err(|e| ApiError::internal("config_unavailable", e.to_string()))?;
     for section in ["publish", "admin"] {
         if let Some(keys) = value

@@ -1,5 +1,5 @@
-//! What every request handler shares: the live configuration and keys, the hub, the
-//! broker, metrics, limiters, the drain and the open-streams table.
+//! What every request handler shares: the live snapshot (configuration and keys), the
+//! hub, the broker, metrics, limiters, the drain and the open-streams table.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -18,16 +18,39 @@ use crate::policy::rate_limit::RateLimiter;
 use crate::policy::secrets::Secrets;
 use crate::stream::drain::Drain;
 
+/// What a reload replaces, all at once: the configuration and what its keys resolve
+/// to. A request takes the snapshot once, at its start, and uses it throughout, so it
+/// never pairs one configuration with another's keys.
+#[derive(Debug)]
+pub struct Live {
+    /// The validated configuration.
+    pub config: Config,
+    /// The publish keys with their secrets resolved.
+    pub publish_keys: Vec<ResolvedKey>,
+    /// The admin keys with their secrets resolved (empty: the admin API is off).
+    pub admin_keys: Vec<ResolvedKey>,
+    /// Verifies subscriber and publisher tokens.
+    pub verifier: Verifier,
+}
+
+impl Live {
+    /// The snapshot of a configuration and its resolved keys.
+    pub fn new(config: Config, secrets: Secrets) -> Live {
+        Live {
+            config,
+            publish_keys: secrets.publish,
+            admin_keys: secrets.admin,
+            verifier: secrets.verifier,
+        }
+    }
+}
+
 /// The gateway's shared state, one per process.
 pub struct Shared {
-    /// The validated configuration; replaced whole on SIGHUP.
-    config: RwLock<Arc<Config>>,
-    /// The publish keys with their secrets resolved; replaced on SIGHUP.
-    publish_keys: RwLock<Arc<Vec<ResolvedKey>>>,
-    /// The admin keys with their secrets resolved; replaced on SIGHUP.
-    admin_keys: RwLock<Arc<Vec<ResolvedKey>>>,
-    /// The token verifier; replaced on SIGHUP.
-    verifier: RwLock<Arc<Verifier>>,
+    /// The configuration and keys in force; replaced whole on SIGHUP. A plain lock
+    /// around an `Arc`: a read is one uncontended lock and a reference count, once per
+    /// request or connection, far from the fan-out path; not worth a dependency.
+    live: RwLock<Arc<Live>>,
     /// Publish rate limit, by publisher.
     pub publish_rate: RateLimiter<String>,
     /// New-connection rate limit, by client IP.
@@ -60,10 +83,7 @@ impl Shared {
         let drain = Arc::new(Drain::new(config.drain.period));
         let log_budget = Arc::new(LogBudget::new(config.log.max_connection_lines_per_second));
         Shared {
-            config: RwLock::new(Arc::new(config)),
-            publish_keys: RwLock::new(Arc::new(secrets.publish)),
-            admin_keys: RwLock::new(Arc::new(secrets.admin)),
-            verifier: RwLock::new(Arc::new(secrets.verifier)),
+            live: RwLock::new(Arc::new(Live::new(config, secrets))),
             publish_rate: RateLimiter::default(),
             connection_rate: RateLimiter::default(),
             hub,
@@ -76,32 +96,78 @@ impl Shared {
         }
     }
 
-    /// The configuration in force now.
-    pub fn config(&self) -> Arc<Config> {
-        self.config.read().clone()
+    /// The configuration and keys in force now. Take it once per request (or
+    /// connection) and pass it down.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.read().clone()
     }
 
-    /// The publish keys in force now.
-    pub fn publish_keys(&self) -> Arc<Vec<ResolvedKey>> {
-        self.publish_keys.read().clone()
-    }
-
-    /// The admin keys in force now (empty: the admin API is off).
-    pub fn admin_keys(&self) -> Arc<Vec<ResolvedKey>> {
-        self.admin_keys.read().clone()
-    }
-
-    /// Puts a reloaded configuration and its keys in force (SIGHUP). Listeners and the
-    /// hub's history bounds are fixed at start; the caller warns when those differ.
+    /// Puts a reloaded configuration and its keys in force (SIGHUP), in one swap.
+    /// Listeners and the hub's history bounds are fixed at start; the caller warns when
+    /// those differ.
     pub fn reload(&self, config: Config, secrets: Secrets) {
-        *self.config.write() = Arc::new(config);
-        *self.publish_keys.write() = Arc::new(secrets.publish);
-        *self.admin_keys.write() = Arc::new(secrets.admin);
-        *self.verifier.write() = Arc::new(secrets.verifier);
+        let live = Arc::new(Live::new(config, secrets));
+        let old = std::mem::replace(&mut *self.live.write(), live);
+        drop(old); // outside the lock
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::{IdempotencyWindow, MemoryBroker};
+    use crate::hub::{HistoryBounds, HistoryPolicy};
+
+    fn secrets(config: &Config, key: &str) -> Secrets {
+        Secrets {
+            publish: vec![ResolvedKey {
+                name: key.into(),
+                secret: format!("{key}-secret"),
+                from_default: false,
+            }],
+            admin: Vec::new(),
+            verifier: Verifier::from_config(&config.auth).unwrap(),
+            jwt_from_default: Vec::new(),
+        }
     }
 
-    /// The token verifier in force now.
-    pub fn verifier(&self) -> Arc<Verifier> {
-        self.verifier.read().clone()
+    #[test]
+    fn reload_swaps_config_and_keys_together() {
+        let config = Config::default();
+        let bounds = HistoryBounds {
+            max_events: 10,
+            max_age: std::time::Duration::from_secs(10),
+            max_bytes: 1024,
+        };
+        let hub = Arc::new(Hub::new(
+            1,
+            HistoryPolicy::uniform(bounds),
+            config.limits.max_channels,
+        ));
+        let broker = Arc::new(MemoryBroker::new(
+            hub.clone(),
+            IdempotencyWindow::new(std::time::Duration::from_secs(1), 10),
+        ));
+        let old_secrets = secrets(&config, "old");
+        let shared = Shared::new(config, old_secrets, hub, broker, Arc::default());
+        let before = shared.live();
+
+        let mut config = Config::default();
+        config.limits.max_body_bytes += 1;
+        let new_secrets = secrets(&config, "new");
+        shared.reload(config, new_secrets);
+
+        let after = shared.live();
+        assert_eq!(
+            after.config.limits.max_body_bytes,
+            before.config.limits.max_body_bytes + 1
+        );
+        assert_eq!(after.publish_keys[0].name, "new");
+        // A request that took its snapshot before the reload keeps old config and keys.
+        assert_eq!(before.publish_keys[0].name, "old");
+        assert_eq!(
+            before.config.limits.max_body_bytes,
+            Config::default().limits.max_body_bytes
+        );
     }
 }

@@ -4,6 +4,12 @@
 //! `user:42`, `workspace/7/sidebar` or `dm:a@b`, and nothing that needs escaping in a URL
 //! path, a log line or a Redis key.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::model::error::ApiError;
+use crate::model::reasons::RefusalReason;
+
 /// The longest channel name, in bytes.
 pub const MAX_LEN: usize = 128;
 
@@ -75,6 +81,47 @@ pub fn pattern_matches(pattern: &str, name: &str) -> bool {
         }
     }
     p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// Checks channel names (present, valid, within `max`) and removes duplicates, keeping
+/// the first occurrence's order. Shared by publish and subscribe.
+pub fn validate_list(names: Vec<String>, max: usize) -> Result<Vec<Arc<str>>, ApiError> {
+    if names.is_empty() {
+        return Err(ApiError::bad_request(
+            "channel_missing",
+            "name at least one channel",
+        ));
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        if !is_valid(&name) {
+            return Err(ApiError::bad_request(
+                "channel_invalid",
+                format!(
+                    "{:?} is not a channel name: 1 to {} characters from A-Z a-z 0-9 _ - : . @ / =",
+                    truncate(&name),
+                    MAX_LEN
+                ),
+            ));
+        }
+        if seen.insert(name.clone()) {
+            out.push(Arc::from(name));
+        }
+    }
+    if out.len() > max {
+        return Err(ApiError::refused(
+            RefusalReason::TooManyChannels,
+            format!("at most {max} channels at once"),
+            None,
+        ));
+    }
+    Ok(out)
+}
+
+/// A name cut for echoing in an error message.
+fn truncate(name: &str) -> String {
+    name.chars().take(64).collect()
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 
 use http::StatusCode;
 
+use crate::model::reasons::{AuthFailure, RefusalReason};
+
 /// Whose fault an error is; metrics count errors by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -26,25 +28,19 @@ impl Fault {
 
 /// An error answered before a stream starts: plain HTTP with a short JSON body
 /// `{"error": code, "message": …}`.
+///
+/// The fields are private: each kind of error has one constructor that sets status,
+/// code, fault and what is counted together, so they cannot disagree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// A stable machine-readable code, e.g. `channel_invalid`; also a metric label.
-    pub code: &'static str,
-    /// What went wrong, for a human.
-    pub message: String,
-    /// Whose fault.
-    pub fault: Fault,
-    /// True when a configured limit refused the request (counted in `refusals_total`).
-    pub is_limit: bool,
-    /// The `Allow` header of a 405.
-    pub allow: Option<&'static str>,
-    /// The `Retry-After` header, in seconds.
-    pub retry_after: Option<u32>,
-    /// For an authentication or authorization failure, its kind (the label of
-    /// `ssegate_auth_failures_total`; more precise than what the client is told).
-    pub auth_failure: Option<&'static str>,
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    fault: Fault,
+    refusal: Option<RefusalReason>,
+    allow: Option<&'static str>,
+    retry_after: Option<u32>,
+    auth_failure: Option<AuthFailure>,
 }
 
 impl ApiError {
@@ -59,7 +55,7 @@ impl ApiError {
             code,
             message: message.into(),
             fault,
-            is_limit: false,
+            refusal: None,
             allow: None,
             retry_after: None,
             auth_failure: None,
@@ -71,41 +67,58 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message, Fault::Client)
     }
 
-    /// 401: credentials missing or wrong (counted as an auth failure of kind `code`).
-    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+    /// 404 for a thing the request names that does not exist (or is switched off).
+    pub fn no_such(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, code, message, Fault::Client)
+    }
+
+    /// 401 or 403 (by `failure`): credentials missing, wrong, or not allowing this.
+    /// Counted as an auth failure of kind `failure`; the client is told
+    /// [`AuthFailure::code`].
+    pub fn auth(failure: AuthFailure, message: impl Into<String>) -> Self {
+        let status = match failure {
+            AuthFailure::ChannelForbidden | AuthFailure::PublishForbidden => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNAUTHORIZED,
+        };
         ApiError {
-            auth_failure: Some(code),
-            ..ApiError::new(StatusCode::UNAUTHORIZED, code, message, Fault::Client)
+            auth_failure: Some(failure),
+            ..ApiError::new(status, failure.code(), message, Fault::Client)
         }
     }
 
-    /// 403: valid credentials that do not allow this.
-    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+    /// A configured limit refused the request (counted in `refusals_total`; the code is
+    /// the reason's label). The status and fault follow from the reason: the gateway's
+    /// own limits are 503 and its fault, the client's are 4xx and the client's.
+    pub fn refused(
+        reason: RefusalReason,
+        message: impl Into<String>,
+        retry_after: Option<u32>,
+    ) -> Self {
+        let (status, fault) = match reason {
+            RefusalReason::MaxConnections | RefusalReason::ChannelLimit => {
+                (StatusCode::SERVICE_UNAVAILABLE, Fault::Internal)
+            }
+            RefusalReason::MaxConnectionsPerIp
+            | RefusalReason::MaxStreamsPerConnection
+            | RefusalReason::RateLimited => (StatusCode::TOO_MANY_REQUESTS, Fault::Client),
+            RefusalReason::HeaderTimeout | RefusalReason::TlsHandshakeTimeout => {
+                (StatusCode::REQUEST_TIMEOUT, Fault::Client)
+            }
+            RefusalReason::HeaderTooLarge => {
+                (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, Fault::Client)
+            }
+            RefusalReason::TooManyChannels | RefusalReason::PipeliningRefused => {
+                (StatusCode::BAD_REQUEST, Fault::Client)
+            }
+            RefusalReason::BodyTooLarge
+            | RefusalReason::EventTooLarge
+            | RefusalReason::BatchTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, Fault::Client),
+            RefusalReason::OriginRefused => (StatusCode::FORBIDDEN, Fault::Client),
+        };
         ApiError {
-            auth_failure: Some(code),
-            ..ApiError::new(StatusCode::FORBIDDEN, code, message, Fault::Client)
-        }
-    }
-
-    /// A client request over a configured limit (400 or 413).
-    pub fn over_limit(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            is_limit: true,
-            ..ApiError::new(status, code, message, Fault::Client)
-        }
-    }
-
-    /// 503: the gateway is at a limit of its own; retry later.
-    pub fn unavailable(code: &'static str, message: impl Into<String>, retry_after: u32) -> Self {
-        ApiError {
-            is_limit: true,
-            retry_after: Some(retry_after),
-            ..ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                code,
-                message,
-                Fault::Internal,
-            )
+            refusal: Some(reason),
+            retry_after,
+            ..ApiError::new(status, reason.as_str(), message, fault)
         }
     }
 
@@ -132,14 +145,9 @@ impl ApiError {
         )
     }
 
-    /// 404.
+    /// 404 for a URL the gateway does not serve.
     pub fn not_found() -> Self {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such endpoint",
-            Fault::Client,
-        )
+        ApiError::no_such("not_found", "no such endpoint")
     }
 
     /// 405 with the methods that are allowed.
@@ -155,8 +163,89 @@ impl ApiError {
         }
     }
 
+    /// The same error with `context` in front of its message (e.g. which event of a
+    /// batch it is about).
+    pub fn in_context(mut self, context: &str) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable machine-readable code, e.g. `channel_invalid`; also a metric label.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// What went wrong, for a human.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whose fault.
+    pub fn fault(&self) -> Fault {
+        self.fault
+    }
+
+    /// The limit that refused the request, if one did (counted in `refusals_total`).
+    pub fn refusal(&self) -> Option<RefusalReason> {
+        self.refusal
+    }
+
+    /// For an authentication or authorization failure, its kind (the label of
+    /// `ssegate_auth_failures_total`; more precise than what the client is told).
+    pub fn auth_failure(&self) -> Option<AuthFailure> {
+        self.auth_failure
+    }
+
+    /// The `Allow` header of a 405.
+    pub fn allow(&self) -> Option<&'static str> {
+        self.allow
+    }
+
+    /// The `Retry-After` header, in seconds.
+    pub fn retry_after(&self) -> Option<u32> {
+        self.retry_after
+    }
+
     /// The JSON body.
     pub fn body(&self) -> String {
         serde_json::json!({"error": self.code, "message": self.message}).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_carry_their_reason_as_code() {
+        for reason in RefusalReason::ALL {
+            let e = ApiError::refused(reason, "x", None);
+            assert_eq!(e.code(), reason.as_str());
+            assert_eq!(e.refusal(), Some(reason));
+            let internal = e.status() == StatusCode::SERVICE_UNAVAILABLE;
+            assert_eq!(e.fault() == Fault::Internal, internal, "{reason:?}");
+            assert!(internal || e.status().is_client_error(), "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn auth_failures_set_status_code_and_kind_together() {
+        let e = ApiError::auth(AuthFailure::TokenExpired, "the token is not valid");
+        assert_eq!(
+            (e.status(), e.code(), e.auth_failure()),
+            (
+                StatusCode::UNAUTHORIZED,
+                "token_invalid",
+                Some(AuthFailure::TokenExpired)
+            )
+        );
+        let e = ApiError::auth(AuthFailure::ChannelForbidden, "no");
+        assert_eq!(e.status(), StatusCode::FORBIDDEN);
+        assert_eq!(e.code(), "channel_forbidden");
     }
 }

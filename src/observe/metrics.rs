@@ -15,38 +15,8 @@ use prometheus::{
 use std::sync::Arc;
 
 use crate::hub::ResyncReason;
-use crate::model::reasons::CloseReason;
+use crate::model::reasons::{AuthFailure, CloseReason, RefusalReason};
 use crate::observe::hot_metrics::{HotCollector, HotMetrics};
-
-/// Every refusal reason the gateway counts, created up front.
-pub const REFUSAL_REASONS: [&str; 14] = [
-    "max_connections",
-    "max_connections_per_ip",
-    "max_streams_per_connection",
-    "header_timeout",
-    "header_too_large",
-    "tls_handshake_timeout",
-    "too_many_channels",
-    "channel_limit",
-    "body_too_large",
-    "event_too_large",
-    "batch_too_large",
-    "pipelining_refused",
-    "rate_limited",
-    "origin_refused",
-];
-
-/// Every kind of authentication failure, created up front (token verification
-/// failures are added from `jwt::TokenError::ALL`).
-pub const AUTH_FAILURE_KINDS: [&str; 7] = [
-    "publish_key_missing",
-    "publish_key_invalid",
-    "admin_key_missing",
-    "admin_key_invalid",
-    "token_missing",
-    "channel_forbidden",
-    "publish_forbidden",
-];
 
 /// Where published events come from (the `source` label).
 pub const EVENT_SOURCES: [&str; 1] = ["http"];
@@ -230,19 +200,30 @@ impl Metrics {
             m.connections_closed_total
                 .with_label_values(&[reason.as_str()]);
         }
-        for reason in REFUSAL_REASONS {
-            m.refusals_total.with_label_values(&[reason]);
+        for reason in RefusalReason::ALL {
+            m.refusals_total.with_label_values(&[reason.as_str()]);
         }
-        for kind in AUTH_FAILURE_KINDS {
-            m.auth_failures_total.with_label_values(&[kind]);
-        }
-        for kind in crate::policy::jwt::TokenError::ALL {
+        for kind in AuthFailure::ALL {
             m.auth_failures_total.with_label_values(&[kind.as_str()]);
         }
         for source in EVENT_SOURCES {
             m.events_published_total.with_label_values(&[source]);
         }
         m
+    }
+
+    /// Counts one refusal by a limit.
+    pub fn refused(&self, reason: RefusalReason) {
+        self.refusals_total
+            .with_label_values(&[reason.as_str()])
+            .inc();
+    }
+
+    /// Counts one failed authentication or authorization.
+    pub fn auth_failed(&self, kind: AuthFailure) {
+        self.auth_failures_total
+            .with_label_values(&[kind.as_str()])
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -11,6 +11,8 @@
 
 use crate::config::{rule_for, Access, Config};
 use crate::model::channel_name::pattern_matches_with;
+use crate::model::error::ApiError;
+use crate::model::reasons::AuthFailure;
 use crate::policy::jwt::Claims;
 
 /// Why access was refused.
@@ -22,6 +24,25 @@ pub enum Denied {
     NotGranted(String),
     /// No publisher may target the channel (403).
     PublishClosed(String),
+}
+
+impl From<Denied> for ApiError {
+    fn from(d: Denied) -> ApiError {
+        match d {
+            Denied::TokenNeeded(ch) => ApiError::auth(
+                AuthFailure::TokenMissing,
+                format!("channel {ch:?} needs a token"),
+            ),
+            Denied::NotGranted(ch) => ApiError::auth(
+                AuthFailure::ChannelForbidden,
+                format!("the token does not grant {ch:?}"),
+            ),
+            Denied::PublishClosed(ch) => ApiError::auth(
+                AuthFailure::PublishForbidden,
+                format!("no publisher may target {ch:?}"),
+            ),
+        }
+    }
 }
 
 fn granted(grants: &[String], claims: &Claims, channel: &str) -> bool {

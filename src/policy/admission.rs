@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::model::reasons::RefusalReason;
+
 /// Why a connection was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -20,12 +22,12 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// The refusal's metric label.
-    pub fn as_str(self) -> &'static str {
+    /// The reason it is counted under.
+    pub fn reason(self) -> RefusalReason {
         match self {
-            Refusal::Total => "max_connections",
-            Refusal::PerIp => "max_connections_per_ip",
-            Refusal::Rate => "rate_limited",
+            Refusal::Total => RefusalReason::MaxConnections,
+            Refusal::PerIp => RefusalReason::MaxConnectionsPerIp,
+            Refusal::Rate => RefusalReason::RateLimited,
         }
     }
 }

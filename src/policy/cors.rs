@@ -7,10 +7,10 @@
 //! `Origin` is not allowed is refused with 403 `origin_refused` before any work.
 
 use http::header::{self, HeaderMap, HeaderValue};
-use http::StatusCode;
 
 use crate::config::CorsConfig;
 use crate::model::error::ApiError;
+use crate::model::reasons::RefusalReason;
 
 /// Methods a preflight allows.
 pub const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
@@ -19,14 +19,11 @@ pub const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
 pub const ALLOW_HEADERS: &str = "authorization, content-type, last-event-id, cache-control";
 
 fn origin_refused() -> ApiError {
-    ApiError {
-        status: StatusCode::FORBIDDEN,
-        ..ApiError::over_limit(
-            StatusCode::FORBIDDEN,
-            "origin_refused",
-            "this origin may not call the gateway",
-        )
-    }
+    ApiError::refused(
+        RefusalReason::OriginRefused,
+        "this origin may not call the gateway",
+        None,
+    )
 }
 
 /// The `Origin` to allow for this request: `Ok(None)` when CORS is off or the request

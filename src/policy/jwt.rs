@@ -13,6 +13,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
 use crate::config::{AuthConfig, JwtAlgorithm, JwtKeyConfig};
+use crate::model::error::ApiError;
+use crate::model::reasons::AuthFailure;
 
 /// What a verified token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,29 +68,26 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    /// The `kind` label of `ssegate_auth_failures_total`.
-    pub fn as_str(self) -> &'static str {
+    /// The kind of auth failure it is counted as (the `kind` label of
+    /// `ssegate_auth_failures_total`).
+    pub fn kind(self) -> AuthFailure {
         match self {
-            TokenError::Malformed => "token_malformed",
-            TokenError::UnknownKey => "token_unknown_key",
-            TokenError::BadSignature => "token_bad_signature",
-            TokenError::Expired => "token_expired",
-            TokenError::NotYetValid => "token_not_yet_valid",
-            TokenError::WrongAudience => "token_wrong_audience",
-            TokenError::WrongIssuer => "token_wrong_issuer",
+            TokenError::Malformed => AuthFailure::TokenMalformed,
+            TokenError::UnknownKey => AuthFailure::TokenUnknownKey,
+            TokenError::BadSignature => AuthFailure::TokenBadSignature,
+            TokenError::Expired => AuthFailure::TokenExpired,
+            TokenError::NotYetValid => AuthFailure::TokenNotYetValid,
+            TokenError::WrongAudience => AuthFailure::TokenWrongAudience,
+            TokenError::WrongIssuer => AuthFailure::TokenWrongIssuer,
         }
     }
+}
 
-    /// Every kind, for pre-registering metric labels.
-    pub const ALL: [TokenError; 7] = [
-        TokenError::Malformed,
-        TokenError::UnknownKey,
-        TokenError::BadSignature,
-        TokenError::Expired,
-        TokenError::NotYetValid,
-        TokenError::WrongAudience,
-        TokenError::WrongIssuer,
-    ];
+/// A refused token is answered 401 `token_invalid` and counted by its kind.
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> ApiError {
+        ApiError::auth(e.kind(), "the token is not valid")
+    }
 }
 
 struct VerifyKey {

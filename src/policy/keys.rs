@@ -6,6 +6,7 @@ use http::HeaderMap;
 
 use crate::config::ResolvedKey;
 use crate::model::error::ApiError;
+use crate::model::reasons::AuthFailure;
 
 /// What a key check is for: names the error codes and the metric kind.
 #[derive(Debug, Clone, Copy)]
@@ -16,11 +17,37 @@ pub enum KeyRole {
     Admin,
 }
 
+/// What is wrong with the key a request sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyError {
+    /// No `Authorization` header.
+    Missing,
+    /// A key that matches none of the role's keys.
+    Invalid,
+}
+
 impl KeyRole {
-    fn codes(self) -> (&'static str, &'static str, &'static str) {
-        match self {
-            KeyRole::Publish => ("publish_key_missing", "publish_key_invalid", "publish key"),
-            KeyRole::Admin => ("admin_key_missing", "admin_key_invalid", "admin key"),
+    /// The 401 answering `e` for this role: a code naming what is wrong (missing or
+    /// invalid), never which key came close.
+    pub fn error(self, e: KeyError) -> ApiError {
+        let (missing, invalid, what) = match self {
+            KeyRole::Publish => (
+                AuthFailure::PublishKeyMissing,
+                AuthFailure::PublishKeyInvalid,
+                "publish key",
+            ),
+            KeyRole::Admin => (
+                AuthFailure::AdminKeyMissing,
+                AuthFailure::AdminKeyInvalid,
+                "admin key",
+            ),
+        };
+        match e {
+            KeyError::Missing => ApiError::auth(
+                missing,
+                format!("send the {what} as Authorization: Bearer <key>"),
+            ),
+            KeyError::Invalid => ApiError::auth(invalid, format!("the {what} is not valid")),
         }
     }
 }
@@ -39,19 +66,10 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Checks the request's bearer key against `keys` and returns the matching key's
-/// name: 401 with a code naming what is wrong (missing or invalid), never which key
-/// came close.
-pub fn check_key(
-    headers: &HeaderMap,
-    keys: &[ResolvedKey],
-    role: KeyRole,
-) -> Result<String, ApiError> {
-    let (missing, invalid, what) = role.codes();
+/// name.
+pub fn check_key(headers: &HeaderMap, keys: &[ResolvedKey]) -> Result<String, KeyError> {
     if !headers.contains_key(AUTHORIZATION) {
-        return Err(ApiError::unauthorized(
-            missing,
-            format!("send the {what} as Authorization: Bearer <key>"),
-        ));
+        return Err(KeyError::Missing);
     }
     let token = bearer(headers).unwrap_or("");
     // Every key is compared, each in constant time, so timing tells nothing.
@@ -61,7 +79,7 @@ pub fn check_key(
             matched = Some(key.name.clone());
         }
     }
-    matched.ok_or_else(|| ApiError::unauthorized(invalid, format!("the {what} is not valid")))
+    matched.ok_or(KeyError::Invalid)
 }
 
 /// Compares without an early exit, so timing does not reveal how much of a key matched.
@@ -95,8 +113,8 @@ mod tests {
     #[test]
     fn bearer_keys() {
         let k = keys();
-        assert!(check_key(&headers(Some("Bearer secret-key-1")), &k, KeyRole::Admin).is_ok());
-        let code = |h| check_key(&h, &k, KeyRole::Admin).unwrap_err().code;
+        assert!(check_key(&headers(Some("Bearer secret-key-1")), &k).is_ok());
+        let code = |h| KeyRole::Admin.error(check_key(&h, &k).unwrap_err()).code();
         assert_eq!(code(headers(None)), "admin_key_missing");
         assert_eq!(
             code(headers(Some("Bearer secret-key-2"))),

@@ -19,7 +19,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, Routes};
 use crate::http;
-use crate::http::shared::Shared;
+use crate::http::shared::{Live, Shared};
+use crate::model::reasons::RefusalReason;
 use crate::policy::admission::{ConnectionLimiter, Permit, Refusal};
 use crate::stream::connection::ConnState;
 use crate::transport::guarded_io::{GuardedIo, Prefixed};
@@ -122,7 +123,10 @@ fn connection(
     routes: Routes,
     context: AcceptContext,
 ) {
-    let config = context.shared.config();
+    // The connection's limits and timeouts are the snapshot in force when it was
+    // accepted; each of its requests takes the one in force when it arrives.
+    let live = context.shared.live();
+    let config = &live.config;
     let metrics = &context.shared.metrics;
     let max_total = config
         .limits
@@ -145,15 +149,12 @@ fn connection(
         }
     }
     if let Some(refusal) = refusal {
-        metrics
-            .refusals_total
-            .with_label_values(&[refusal.as_str()])
-            .inc();
+        metrics.refused(refusal.reason());
         if context.limiter.open() > max_total + REFUSAL_SLACK {
             return; // closing is all we can afford
         }
     }
-    configure_socket(&stream, &config);
+    configure_socket(&stream, config);
     let conn = ConnState::new(peer, tls.is_some(), routes);
     let mut first_request_within = config.limits.header_read_timeout;
     if tls.is_some() {
@@ -167,18 +168,18 @@ fn connection(
     );
     match tls {
         None if refusal.is_none() => {
-            tokio::spawn(serve_plain(io, conn, config, context, permit));
+            tokio::spawn(serve_plain(io, conn, live, context, permit));
         }
         None => {
             tokio::spawn(Box::pin(async move {
                 let _permit = permit;
-                serve(io, conn, refusal, &config, context).await
+                serve(io, conn, refusal, &live.config, context).await
             }));
         }
         Some(acceptor) => {
             tokio::spawn(Box::pin(async move {
                 let _permit = permit;
-                serve_tls(io, acceptor, conn, refusal, config, context).await
+                serve_tls(io, acceptor, conn, refusal, live, context).await
             }));
         }
     }
@@ -190,20 +191,19 @@ async fn serve_tls(
     acceptor: TlsAcceptor,
     conn: Arc<ConnState>,
     refusal: Option<Refusal>,
-    config: Arc<Config>,
+    live: Arc<Live>,
     context: AcceptContext,
 ) {
+    let config = &live.config;
     let handshake = tokio::time::timeout(config.limits.tls_handshake_timeout, acceptor.accept(io));
     match handshake.await {
-        Ok(Ok(tls_stream)) => serve(tls_stream, conn, refusal, &config, context).await,
+        Ok(Ok(tls_stream)) => serve(tls_stream, conn, refusal, config, context).await,
         Ok(Err(e)) => tracing::debug!(peer = %conn.peer, error = %e, "TLS handshake failed"),
         Err(_) => {
             context
                 .shared
                 .metrics
-                .refusals_total
-                .with_label_values(&["tls_handshake_timeout"])
-                .inc();
+                .refused(RefusalReason::TlsHandshakeTimeout);
             tracing::debug!(peer = %conn.peer, "TLS handshake timed out");
         }
     }
@@ -235,10 +235,11 @@ fn configure_socket(stream: &TcpStream, config: &Config) {
 async fn serve_plain(
     mut io: GuardedIo<TcpStream>,
     conn: Arc<ConnState>,
-    config: Arc<Config>,
+    live: Arc<Live>,
     context: AcceptContext,
     _permit: Permit,
 ) {
+    let config = &live.config;
     let shared = context.shared.clone();
     let mut first = true;
     loop {
@@ -272,12 +273,7 @@ async fn serve_plain(
         match head {
             Head::Gone => {
                 if io.timed_out_before_request {
-                    context
-                        .shared
-                        .metrics
-                        .refusals_total
-                        .with_label_values(&["header_timeout"])
-                        .inc();
+                    context.shared.metrics.refused(RefusalReason::HeaderTimeout);
                 }
                 return;
             }
@@ -287,8 +283,6 @@ async fn serve_plain(
                 keep_alive,
                 consumed,
             } if conn.routes.public() => {
-                conn.first_request_seen
-                    .store(true, std::sync::atomic::Ordering::Release);
                 let pipelined = buf.len() > consumed;
                 drop(buf);
                 let prepared = Box::pin(plain_h1::prepare(
@@ -314,7 +308,7 @@ async fn serve_plain(
             _ => {
                 // Anything but an event stream on a public listener: hyper's, whole.
                 let io = Prefixed::new(buf, io);
-                return Box::pin(serve(io, conn, None, &config, context)).await;
+                return Box::pin(serve(io, conn, None, config, context)).await;
             }
         }
     }
@@ -356,12 +350,12 @@ async fn serve<S>(
     let info = conn.clone();
     let metrics = shared.metrics.clone();
     if let Some(refusal) = refusal {
-        let service = service_fn(move |req| http::refuse(info.clone(), refusal, req));
+        let service = service_fn(move |req| http::router::refuse(info.clone(), refusal, req));
         let connection = builder.serve_connection(TokioIo::new(io), service);
         let _ = tokio::time::timeout(REFUSAL_TIMEOUT, connection).await;
         return;
     }
-    let service = service_fn(move |req| http::handle(shared.clone(), info.clone(), req));
+    let service = service_fn(move |req| http::router::handle(shared.clone(), info.clone(), req));
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
     let result = if *context.shutdown.borrow() {
@@ -379,19 +373,13 @@ async fn serve<S>(
     if let Err(e) = result {
         let hyper_error = e.downcast_ref::<hyper::Error>();
         if hyper_error.is_some_and(|h| h.is_parse_too_large()) {
-            metrics
-                .refusals_total
-                .with_label_values(&["header_too_large"])
-                .inc();
+            metrics.refused(RefusalReason::HeaderTooLarge);
         } else if !conn
             .first_request_seen
             .load(std::sync::atomic::Ordering::Acquire)
             && (hyper_error.is_some_and(|h| h.is_timeout()) || is_timed_out(&*e))
         {
-            metrics
-                .refusals_total
-                .with_label_values(&["header_timeout"])
-                .inc();
+            metrics.refused(RefusalReason::HeaderTimeout);
         }
         tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
     }

@@ -22,8 +22,10 @@ use ::http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Uri, Vers
 use http_body_util::{BodyExt, Either};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::http as routes;
+use crate::http::gate;
+use crate::http::respond::{error_response, ResponseBody};
 use crate::http::shared::Shared;
+use crate::http::subscribe::subscribe;
 use crate::model::error::ApiError;
 use crate::stream::connection::ConnState;
 use crate::stream::SseBody;
@@ -146,8 +148,10 @@ pub enum Prepared {
 }
 
 /// Opens the stream for one `GET /events…` whose head has been read and writes the
-/// response head, or answers its error. `pipelined` is true when more bytes followed the head. Kept apart from
-/// [`stream`] so the long-lived streaming state does not carry this one's size.
+/// response head, or answers its error. The request takes the live snapshot once and
+/// passes the same [`gate`] as hyper's (first request seen, CORS). `pipelined` is
+/// true when more bytes followed the head. Kept apart from [`stream`] so the
+/// long-lived streaming state does not carry this one's size.
 pub async fn prepare<S: AsyncWrite + Unpin>(
     io: &mut S,
     shared: &Shared,
@@ -162,28 +166,29 @@ pub async fn prepare<S: AsyncWrite + Unpin>(
             Err(_) => After::Close,
         })
     };
+    let live = shared.live();
+    let passed = gate::enter(conn, &live, &headers);
     if pipelined {
+        // A client error, not counted in `refusals_total` (its `pipelining_refused`
+        // series stays at 0), as it always was.
         let refusal = ApiError::bad_request(
             "pipelining_refused",
             "requests pipelined behind an event stream cannot be answered; send them on another connection",
         );
-        let _ = write_whole(io, routes::error_response(shared, refusal), false).await;
+        let _ = write_whole(io, error_response(&shared.metrics, refusal), false).await;
         return Prepared::Answered(After::Close);
     }
-    let config = shared.config();
-    let origin = match crate::policy::cors::check(&config.cors, &headers) {
-        Ok(origin) => origin,
-        Err(e) => return answer(write_whole(io, routes::error_response(shared, e), true).await),
+    let passed = match passed {
+        Ok(passed) => passed,
+        Err(e) => return answer(write_whole(io, error_response(&shared.metrics, e), true).await),
     };
-    let subscribed = routes::subscribe(shared, conn, &uri, &headers, Version::HTTP_11);
+    let subscribed = subscribe(shared, &live, conn, &uri, &headers, Version::HTTP_11);
     drop((uri, headers));
     let mut response = match subscribed {
         Ok(response) => response.map(Either::Right),
-        Err(e) => routes::error_response(shared, e),
+        Err(e) => error_response(&shared.metrics, e),
     };
-    if let Some(origin) = &origin {
-        crate::policy::cors::decorate(&config.cors, origin, response.headers_mut());
-    }
+    passed.finish(&live, &mut response);
     let (parts, body) = response.into_parts();
     match body {
         Either::Right(body) => {
@@ -207,7 +212,7 @@ pub async fn prepare<S: AsyncWrite + Unpin>(
 /// Writes a whole (non-streaming) response with its content length.
 async fn write_whole<S: AsyncWrite + Unpin>(
     io: &mut S,
-    response: Response<routes::ResponseBody>,
+    response: Response<ResponseBody>,
     keep_alive: bool,
 ) -> io::Result<()> {
     let (parts, body) = response.into_parts();
