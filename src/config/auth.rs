@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::channels::Access;
-use super::keys::KeyConfig;
+use super::keys::{KeyConfig, SecretLookup};
 use super::serde_helpers::duration_text;
 use super::ConfigError;
 
@@ -134,9 +134,9 @@ impl JwtKeyConfig {
 }
 
 impl AuthConfig {
-    /// Checks the JWT keys: HMAC keys take a secret of at least 16 characters, the
-    /// others a public key file and no secret.
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks the JWT keys: HMAC keys take a secret of at least 16 characters (where
+    /// `secret` knows it), the others a public key file and no secret.
+    pub(crate) fn validate(&self, secret: SecretLookup<'_>) -> Result<(), ConfigError> {
         for k in &self.jwt_keys {
             if k.algorithm.is_hmac() {
                 if k.public_key.is_some() || (k.value.is_none() && k.env.is_none()) {
@@ -145,7 +145,7 @@ impl AuthConfig {
                         k.name
                     )));
                 }
-                if k.secret().resolve()?.secret.len() < 16 {
+                if secret(&k.secret())?.is_some_and(|s| s.len() < 16) {
                     return Err(ConfigError::new(format!(
                         "auth.jwt_keys.{}: an HMAC secret must be at least 16 characters",
                         k.name

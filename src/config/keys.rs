@@ -1,10 +1,14 @@
 //! The key sections: the publish and admin keys and where each secret comes from.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
+
+/// What a check knows of a key's secret: the secret, `None` where it cannot be known
+/// without reading the environment (config reads none), or why the key has no secret.
+/// [`KeyConfig::written_secret`] knows only what the file says; the policy layer passes
+/// one that resolves the environment as start-up and reload do.
+pub type SecretLookup<'a> = &'a dyn Fn(&KeyConfig) -> Result<Option<String>, ConfigError>;
 
 /// Publishing: `POST /publish` needs one of these keys as `Authorization: Bearer <key>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,27 +48,6 @@ pub struct KeyConfig {
     pub default: Option<String>,
 }
 
-/// A publish key once its secret is known.
-#[derive(Clone, PartialEq)]
-pub struct ResolvedKey {
-    /// The key's name from the config.
-    pub name: String,
-    /// The secret.
-    pub secret: String,
-    /// True when the secret is the `default` because the environment variable was unset.
-    pub from_default: bool,
-}
-
-impl fmt::Debug for ResolvedKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResolvedKey")
-            .field("name", &self.name)
-            .field("secret", &"<masked>")
-            .field("from_default", &self.from_default)
-            .finish()
-    }
-}
-
 impl KeyConfig {
     /// A key named `default` read from `env`, with a development `default`.
     pub fn from_env(env: &str, default: &str) -> KeyConfig {
@@ -76,30 +59,10 @@ impl KeyConfig {
         }
     }
 
-    /// Reads the secret from the file or the environment.
-    pub fn resolve(&self) -> Result<ResolvedKey, ConfigError> {
-        let from_env = self
-            .env
-            .as_deref()
-            .and_then(|var| std::env::var(var).ok())
-            .filter(|v| !v.is_empty());
-        let (secret, from_default) = match (&self.value, from_env, &self.default) {
-            (Some(v), _, _) => (v.clone(), false),
-            (None, Some(v), _) => (v, false),
-            (None, None, Some(d)) => (d.clone(), true),
-            (None, None, None) => {
-                return Err(ConfigError::new(format!(
-                    "key '{}': environment variable {} is not set and no default is given",
-                    self.name,
-                    self.env.as_deref().unwrap_or("(none)")
-                )))
-            }
-        };
-        Ok(ResolvedKey {
-            name: self.name.clone(),
-            secret,
-            from_default,
-        })
+    /// The secret as written in the file (`value`), if it is: a [`SecretLookup`] that
+    /// reads no environment, for checking a config on its own.
+    pub fn written_secret(&self) -> Result<Option<String>, ConfigError> {
+        Ok(self.value.clone())
     }
 }
 
@@ -125,26 +88,31 @@ pub const DEV_ADMIN_KEY: &str = "dev-admin-key";
 
 impl PublishConfig {
     /// Checks the publish keys: at least one, each valid.
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self, secret: SecretLookup<'_>) -> Result<(), ConfigError> {
         if self.keys.is_empty() {
             return Err(ConfigError::new(
                 "publish.keys: at least one key is needed, or nobody can publish",
             ));
         }
-        validate_keys("publish.keys", &self.keys, 8)
+        validate_keys("publish.keys", &self.keys, 8, secret)
     }
 }
 
 impl AdminConfig {
     /// Checks the admin keys (none turns the admin API off).
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        validate_keys("admin.keys", &self.keys, 8)
+    pub(crate) fn validate(&self, secret: SecretLookup<'_>) -> Result<(), ConfigError> {
+        validate_keys("admin.keys", &self.keys, 8, secret)
     }
 }
 
-/// Checks that each key says where its secret comes from and that the secret is at
-/// least `min_len` characters.
-fn validate_keys(section: &str, keys: &[KeyConfig], min_len: usize) -> Result<(), ConfigError> {
+/// Checks that each key says where its secret comes from and that the secret, where
+/// `secret` knows it, is at least `min_len` characters.
+fn validate_keys(
+    section: &str,
+    keys: &[KeyConfig],
+    min_len: usize,
+    secret: SecretLookup<'_>,
+) -> Result<(), ConfigError> {
     for k in keys {
         if k.value.is_none() && k.env.is_none() {
             return Err(ConfigError::new(format!(
@@ -152,7 +120,7 @@ fn validate_keys(section: &str, keys: &[KeyConfig], min_len: usize) -> Result<()
                 k.name
             )));
         }
-        if k.resolve()?.secret.len() < min_len {
+        if secret(k)?.is_some_and(|s| s.len() < min_len) {
             return Err(ConfigError::new(format!(
                 "{section}.{}: a key must be at least {min_len} characters",
                 k.name

@@ -34,7 +34,7 @@ pub use drain::DrainConfig;
 pub use history::HistoryConfig;
 pub use keepalive::KeepaliveConfig;
 pub use keys::{
-    AdminConfig, KeyConfig, PublishConfig, ResolvedKey, DEV_ADMIN_KEY, DEV_PUBLISH_KEY,
+    AdminConfig, KeyConfig, PublishConfig, SecretLookup, DEV_ADMIN_KEY, DEV_PUBLISH_KEY,
 };
 pub use limits::{LimitsConfig, FD_RESERVE};
 pub use listeners::{ListenerConfig, Routes, TlsConfig};
@@ -136,27 +136,46 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
-    /// Parses YAML text and validates it.
+    /// Parses YAML text and validates it (see [`Config::validate`]).
     pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+        Config::from_yaml_with(text, &KeyConfig::written_secret)
+    }
+
+    /// [`Config::from_yaml`], with `secret` telling each key's secret.
+    pub fn from_yaml_with(text: &str, secret: SecretLookup<'_>) -> Result<Config, ConfigError> {
         let config: Config =
             serde_yaml::from_str(text).map_err(|e| ConfigError::new(format!("{e}")))?;
-        config.validate()?;
+        config.validate_with(secret)?;
         Ok(config)
     }
 
-    /// Reads, parses and validates a YAML file.
+    /// Reads, parses and validates a YAML file (see [`Config::validate`]).
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new(format!("cannot read {}: {e}", path.display())))?;
-        Config::from_yaml(&text).map_err(|e| ConfigError::new(format!("{}: {e}", path.display())))
+        Config::from_file_with(path, &KeyConfig::written_secret)
     }
 
-    /// Checks what the types cannot: non-empty lists, sane bounds, resolvable keys.
+    /// [`Config::from_file`], with `secret` telling each key's secret.
+    pub fn from_file_with(path: &Path, secret: SecretLookup<'_>) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(format!("cannot read {}: {e}", path.display())))?;
+        Config::from_yaml_with(&text, secret)
+            .map_err(|e| ConfigError::new(format!("{}: {e}", path.display())))
+    }
+
+    /// Checks what the types cannot: non-empty lists, sane bounds, keys long enough.
+    /// Config reads no environment, so this checks the key secrets written in the file;
+    /// the `*_with` forms take the secrets from elsewhere: start-up, reload and
+    /// `--check` pass `policy::secrets::resolved_secret`, which reads the environment.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_with(&KeyConfig::written_secret)
+    }
+
+    /// [`Config::validate`], with `secret` telling each key's secret.
+    pub fn validate_with(&self, secret: SecretLookup<'_>) -> Result<(), ConfigError> {
         listeners::validate_listeners(&self.listeners)?;
-        self.publish.validate()?;
-        self.admin.validate()?;
-        self.auth.validate()?;
+        self.publish.validate(secret)?;
+        self.admin.validate(secret)?;
+        self.auth.validate(secret)?;
         self.cors.validate()?;
         self.rate_limits.validate()?;
         self.sse.validate()?;
