@@ -64,13 +64,6 @@ impl ChannelRule {
     }
 }
 
-/// The first rule of `rules` whose pattern matches `channel` (`{sub}` as a wildcard).
-pub fn rule_for<'a>(rules: &'a [ChannelRule], channel: &str) -> Option<&'a ChannelRule> {
-    rules
-        .iter()
-        .find(|r| channel_name::pattern_matches_with(&r.pattern, channel, None))
-}
-
 /// Checks the channel rules: history overrides keep at least one event and one byte,
 /// and every pattern is a channel pattern.
 pub(crate) fn validate_channels(rules: &[ChannelRule]) -> Result<(), ConfigError> {

@@ -28,7 +28,7 @@ mod slow_clients;
 mod sse;
 
 pub use auth::{AuthConfig, JwtAlgorithm, JwtKeyConfig, DEV_JWT_SECRET};
-pub use channels::{rule_for, Access, ChannelRule};
+pub use channels::{Access, ChannelRule};
 pub use cors::CorsConfig;
 pub use drain::DrainConfig;
 pub use history::HistoryConfig;
