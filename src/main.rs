@@ -2,7 +2,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use ssegate::config::LogFormat;
@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             other => return usage_error(&format!("unknown argument '{other}'")),
         }
     }
-    let config = match Config::from_file(&config_path) {
+    let config = match load(&config_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ssegate: invalid configuration: {e}");
@@ -106,7 +106,7 @@ async fn run(config: Config, config_path: PathBuf) -> ExitCode {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                match Config::from_file(&config_path).map_err(|e| e.to_string())
+                match load(&config_path)
                     .and_then(|c| gateway.reload(c).map_err(|e| e.to_string()))
                 {
                     Ok(()) => {}
@@ -126,6 +126,13 @@ async fn run(config: Config, config_path: PathBuf) -> ExitCode {
         _ = term.recv() => second_signal(),
         _ = int.recv() => second_signal(),
     }
+}
+
+/// Reads, parses and validates the config file, each key's secret resolved from the
+/// environment as start-up resolves it; errors name the file.
+fn load(path: &Path) -> Result<Config, String> {
+    Config::from_file_with(path, &ssegate::policy::secrets::resolved_secret)
+        .map_err(|e| e.to_string())
 }
 
 fn second_signal() -> ExitCode {

@@ -1,12 +1,10 @@
 //! SIGHUP puts limits in force: the connection cap follows the reloaded file.
 
-mod common;
-mod fault_support;
+mod support;
 
 use std::time::Duration;
 
-use common::PUBLISH_KEY;
-use fault_support::{binary_config, Binary, RawSse};
+use support::{binary_config, Binary, RawSse, PUBLISH_KEY};
 
 fn capped(max: usize) -> String {
     format!("limits:\n  max_connections: {max}\nlog:\n  level: warn\n")

@@ -19,6 +19,7 @@ use crate::hub::{HistoryBounds, HistoryOverride, HistoryPolicy, Hub};
 use crate::observe::metrics::Metrics;
 use crate::policy::admission::ConnectionLimiter;
 use crate::policy::jwt::Verifier;
+use crate::policy::keys::ResolvedKey;
 use crate::policy::secrets::Secrets;
 use crate::transport::accept::{AcceptContext, BoundListener, SharedAcceptor};
 use crate::transport::tls;
@@ -79,7 +80,7 @@ pub struct Gateway {
 fn resolve_secrets(config: &Config) -> Result<Secrets, StartError> {
     let resolve = |keys: &[crate::config::KeyConfig]| {
         keys.iter()
-            .map(|k| k.resolve().map_err(|e| StartError(e.to_string())))
+            .map(|k| ResolvedKey::resolve(k).map_err(|e| StartError(e.to_string())))
             .collect::<Result<Vec<_>, _>>()
     };
     let jwt_secrets: Vec<_> = config
@@ -137,7 +138,7 @@ pub fn raise_open_files_limit() -> (u64, u64) {
 impl Gateway {
     /// Binds every listener and starts serving on the current tokio runtime.
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
-        config.validate().map_err(|e| StartError(e.to_string()))?;
+        crate::policy::secrets::validate(&config).map_err(|e| StartError(e.to_string()))?;
         let secrets = resolve_secrets(&config)?;
         let epoch = fastrand::u32(..);
         let hub = Arc::new(Hub::new(
@@ -246,7 +247,7 @@ impl Gateway {
     /// publish keys, limits, SSE and slow-client settings. Listener addresses and
     /// history bounds are fixed at start; a change there is logged and ignored.
     pub fn reload(&self, config: Config) -> Result<(), StartError> {
-        config.validate().map_err(|e| StartError(e.to_string()))?;
+        crate::policy::secrets::validate(&config).map_err(|e| StartError(e.to_string()))?;
         let secrets = resolve_secrets(&config)?;
         let live = self.shared.live();
         let old = &live.config;

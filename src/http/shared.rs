@@ -7,13 +7,14 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::broker::Broker;
-use crate::config::{Config, ResolvedKey};
+use crate::config::Config;
 use crate::hub::Hub;
 use crate::observe::log_budget::LogBudget;
 use crate::observe::metrics::Metrics;
 use crate::observe::registry::StreamRegistry;
 use crate::policy::admission::ConnectionLimiter;
 use crate::policy::jwt::Verifier;
+use crate::policy::keys::ResolvedKey;
 use crate::policy::rate_limit::RateLimiter;
 use crate::policy::secrets::Secrets;
 use crate::stream::drain::Drain;

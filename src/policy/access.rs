@@ -9,7 +9,7 @@
 //! match every target channel; a rule with `publish: false` closes a channel to all
 //! publishers.
 
-use crate::config::{rule_for, Access, Config};
+use crate::config::{Access, ChannelRule, Config};
 use crate::model::channel_name::pattern_matches_with;
 use crate::model::error::ApiError;
 use crate::model::reasons::AuthFailure;
@@ -43,6 +43,13 @@ impl From<Denied> for ApiError {
             ),
         }
     }
+}
+
+/// The first rule of `rules` whose pattern matches `channel` (`{sub}` as a wildcard).
+pub fn rule_for<'a>(rules: &'a [ChannelRule], channel: &str) -> Option<&'a ChannelRule> {
+    rules
+        .iter()
+        .find(|r| pattern_matches_with(&r.pattern, channel, None))
 }
 
 fn granted(grants: &[String], claims: &Claims, channel: &str) -> bool {
@@ -92,7 +99,6 @@ pub fn may_publish(config: &Config, claims: Option<&Claims>, channel: &str) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ChannelRule;
 
     fn claims(sub: &str, subscribe: &[&str], publish: &[&str]) -> Claims {
         Claims {
@@ -114,6 +120,24 @@ mod tests {
             ..ChannelRule::new("system:*")
         });
         c
+    }
+
+    #[test]
+    fn first_matching_rule_wins() {
+        let rules = vec![
+            ChannelRule::new("chat:*"),
+            ChannelRule::new("user:{sub}"),
+            ChannelRule::new("*"),
+        ];
+        let pattern = |channel| rule_for(&rules, channel).map(|r| r.pattern.as_str());
+        assert_eq!(pattern("chat:1"), Some("chat:*"));
+        assert_eq!(
+            pattern("user:42"),
+            Some("user:{sub}"),
+            "{{sub}} as a wildcard"
+        );
+        assert_eq!(pattern("news"), Some("*"));
+        assert_eq!(rule_for(&rules[..1], "news"), None);
     }
 
     #[test]

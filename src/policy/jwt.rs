@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::config::{AuthConfig, JwtAlgorithm, JwtKeyConfig};
 use crate::model::error::ApiError;
 use crate::model::reasons::AuthFailure;
+use crate::policy::keys::ResolvedKey;
 
 /// What a verified token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,7 +132,7 @@ fn algorithm(a: JwtAlgorithm) -> Algorithm {
 
 fn decoding_key(k: &JwtKeyConfig) -> Result<DecodingKey, String> {
     if k.algorithm.is_hmac() {
-        let secret = k.secret().resolve().map_err(|e| e.to_string())?;
+        let secret = ResolvedKey::resolve(&k.secret()).map_err(|e| e.to_string())?;
         return Ok(DecodingKey::from_secret(secret.secret.as_bytes()));
     }
     let path = k

@@ -1,12 +1,64 @@
-//! Static keys: the publish and admin keys sent as `Authorization: Bearer <key>`.
-//! Tokens are verified in `jwt`, channel rules applied in `access`.
+//! Static keys: the publish and admin keys sent as `Authorization: Bearer <key>`, their
+//! secrets read from the file or the environment. Tokens are verified in `jwt`, channel
+//! rules applied in `access`.
+
+use std::fmt;
 
 use http::header::AUTHORIZATION;
 use http::HeaderMap;
 
-use crate::config::ResolvedKey;
+use crate::config::{ConfigError, KeyConfig};
 use crate::model::error::ApiError;
 use crate::model::reasons::AuthFailure;
+
+/// A publish key once its secret is known.
+#[derive(Clone, PartialEq)]
+pub struct ResolvedKey {
+    /// The key's name from the config.
+    pub name: String,
+    /// The secret.
+    pub secret: String,
+    /// True when the secret is the `default` because the environment variable was unset.
+    pub from_default: bool,
+}
+
+impl fmt::Debug for ResolvedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResolvedKey")
+            .field("name", &self.name)
+            .field("secret", &"<masked>")
+            .field("from_default", &self.from_default)
+            .finish()
+    }
+}
+
+impl ResolvedKey {
+    /// Reads the secret of `key` from the file or the environment.
+    pub fn resolve(key: &KeyConfig) -> Result<ResolvedKey, ConfigError> {
+        let from_env = key
+            .env
+            .as_deref()
+            .and_then(|var| std::env::var(var).ok())
+            .filter(|v| !v.is_empty());
+        let (secret, from_default) = match (&key.value, from_env, &key.default) {
+            (Some(v), _, _) => (v.clone(), false),
+            (None, Some(v), _) => (v, false),
+            (None, None, Some(d)) => (d.clone(), true),
+            (None, None, None) => {
+                return Err(ConfigError::new(format!(
+                    "key '{}': environment variable {} is not set and no default is given",
+                    key.name,
+                    key.env.as_deref().unwrap_or("(none)")
+                )))
+            }
+        };
+        Ok(ResolvedKey {
+            name: key.name.clone(),
+            secret,
+            from_default,
+        })
+    }
+}
 
 /// What a key check is for: names the error codes and the metric kind.
 #[derive(Debug, Clone, Copy)]
@@ -94,6 +146,18 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    /// A variable no test sets.
+    const UNSET: &str = "SSEGATE_TEST_VARIABLE_NOBODY_SETS";
+
+    fn unset_env_key(default: Option<&str>) -> KeyConfig {
+        KeyConfig {
+            name: "k".into(),
+            value: None,
+            env: Some(UNSET.into()),
+            default: default.map(Into::into),
+        }
+    }
+
     fn keys() -> Vec<ResolvedKey> {
         vec![ResolvedKey {
             name: "k".into(),
@@ -108,6 +172,29 @@ mod tests {
             h.insert(AUTHORIZATION, a.parse().unwrap());
         }
         h
+    }
+
+    #[test]
+    fn resolves_value_then_environment_then_default() {
+        let mut written = unset_env_key(Some("the-default"));
+        written.value = Some("written-key".into());
+        let key = ResolvedKey::resolve(&written).unwrap();
+        assert_eq!(
+            (key.secret.as_str(), key.from_default),
+            ("written-key", false)
+        );
+        let key = ResolvedKey::resolve(&unset_env_key(Some("the-default"))).unwrap();
+        assert_eq!(
+            (key.secret.as_str(), key.from_default),
+            ("the-default", true)
+        );
+        assert_eq!(
+            ResolvedKey::resolve(&unset_env_key(None))
+                .unwrap_err()
+                .to_string(),
+            format!("key 'k': environment variable {UNSET} is not set and no default is given")
+        );
+        assert!(!format!("{key:?}").contains("the-default"), "masked");
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! What a config's keys resolve to: the publish and admin secrets and the token verifier.
+//! What a config's keys resolve to: the publish and admin secrets and the token
+//! verifier, and the config checked with every secret as the environment gives it.
 
-use crate::config::ResolvedKey;
+use crate::config::{Config, ConfigError, KeyConfig};
 use crate::policy::jwt::Verifier;
+use crate::policy::keys::ResolvedKey;
 
 /// What a config's keys resolve to: the publish and admin secrets and the token
 /// verifier. Built at start and on every reload.
@@ -15,4 +17,61 @@ pub struct Secrets {
     pub verifier: Verifier,
     /// The JWT HMAC secrets that came from their development default.
     pub jwt_from_default: Vec<ResolvedKey>,
+}
+
+/// The secret of `key` as resolved from the file or the environment: the
+/// [`SecretLookup`](crate::config::SecretLookup) that start-up, reload and
+/// `ssegate --check` validate a config with (`Config::from_file_with`).
+pub fn resolved_secret(key: &KeyConfig) -> Result<Option<String>, ConfigError> {
+    ResolvedKey::resolve(key).map(|r| Some(r.secret))
+}
+
+/// Checks `config` as [`Config::validate`] does, with every key's secret resolved from
+/// the environment: a key whose variable is unset with no default, or whose secret is
+/// too short, is refused here.
+pub fn validate(config: &Config) -> Result<(), ConfigError> {
+    config.validate_with(&resolved_secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A variable no test sets.
+    const UNSET: &str = "SSEGATE_TEST_VARIABLE_NOBODY_SETS";
+
+    fn from_env(default: Option<&str>) -> KeyConfig {
+        KeyConfig {
+            name: "k".into(),
+            value: None,
+            env: Some(UNSET.into()),
+            default: default.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn validates_with_resolved_secrets_in_the_same_order() {
+        // A short default behind an unset variable: only the resolved secret tells.
+        let mut config = Config::default();
+        config.publish.keys = vec![from_env(Some("short"))];
+        config.validate().unwrap();
+        assert_eq!(
+            validate(&config).unwrap_err().to_string(),
+            "publish.keys.k: a key must be at least 8 characters"
+        );
+        // An unresolvable key is named before a later section's problem.
+        config.publish.keys = vec![from_env(None)];
+        config.sse.max_batch_bytes = 1;
+        assert_eq!(
+            validate(&config).unwrap_err().to_string(),
+            format!("key 'k': environment variable {UNSET} is not set and no default is given")
+        );
+        config.auth.jwt_keys[0].env = Some(UNSET.into());
+        config.auth.jwt_keys[0].default = Some("fifteen-chars!!".into());
+        config.publish.keys = vec![from_env(Some("long-enough"))];
+        assert_eq!(
+            validate(&config).unwrap_err().to_string(),
+            "auth.jwt_keys.default: an HMAC secret must be at least 16 characters"
+        );
+    }
 }
