@@ -209,7 +209,7 @@ async fn listener_routes_split_public_and_admin_endpoints() {
     let metrics_on_public = gw.get("/metrics").await;
     assert_eq!(metrics_on_public.status, StatusCode::NOT_FOUND);
     gw.publish_text("r", "x").await;
-    // Admin: metrics and health, no events (not on the lean path either), no publish.
+    // Admin: metrics and health, no events (not on the pushed path either), no publish.
     let metrics = raw_http(internal, b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n").await;
     assert_eq!(metrics.status, StatusCode::OK);
     assert!(metrics.text().contains("ssegate_events_published_total"));

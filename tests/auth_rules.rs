@@ -1,7 +1,7 @@
 //! Channel rules applied to tokens: the shipped `user:{sub}` private rule, a token-only
 //! `workspace:*` rule opened by grants, grants on private channels, a private
 //! `default_subscribe`, all-or-nothing multi-channel subscriptions, the three ways a
-//! token travels (header, query parameter, cookie) over the lean HTTP/1.1 path and over
+//! token travels (header, query parameter, cookie) over the plain HTTP/1.1 path (pushed streams) and over
 //! HTTP/2 with TLS; publisher tokens with `ssegate.publish` grants and `publish: false`
 //! rules; and `exclude_subject`.
 

@@ -1,4 +1,4 @@
-//! CORS (preflights, allowed and refused origins on the lean HTTP/1.1 path and over
+//! CORS (preflights, allowed and refused origins on the plain HTTP/1.1 path (pushed streams) and over
 //! HTTP/2, credentials, CORS off by default) and the token-bucket rate limits (publishes
 //! per publisher, connections per client IP refused at accept).
 
@@ -91,7 +91,7 @@ async fn preflight_from_an_allowed_origin_and_a_refused_one() {
             assert_eq!(cors_headers(&refused.headers), Vec::<String>::new());
         }
     }
-    // Requests of the refused origin: the lean GET /events path and publish too.
+    // Requests of the refused origin: the plain GET /events path and publish too.
     let refused = open_refused(
         &gw,
         Http::H1,

@@ -153,7 +153,7 @@ async fn publish_until(
     panic!("the dead client was not reaped after {MAX_EVENTS} events (last {last})");
 }
 
-/// HTTP/1.1 (the lean path): the relay stops reading, the gateway's writes fill the
+/// HTTP/1.1 (the pushed path): the relay stops reading, the gateway's writes fill the
 /// socket buffers, and a write that makes no progress for `write_timeout` closes the
 /// connection. With the lag bounds out of reach the stall is the only way out:
 /// `stalled`, not `lagged`.

@@ -223,7 +223,7 @@ async fn streams_end_at_their_maximum_age_with_a_farewell_and_are_counted() {
     })
     .await;
 
-    // HTTP/1.1 (lean path).
+    // HTTP/1.1 (the pushed path).
     let mut sse = RawSse::open(gw.plain_addr, "/events/age", &[]).await;
     assert_eq!(sse.status, 200);
     sse.block().await;

@@ -218,7 +218,7 @@ async fn slowloris_gateway() -> TestGateway {
     .await
 }
 
-/// A slow `GET /events…` (the lean HTTP/1.1 path reads it): cut off, counted.
+/// A slow `GET /events…` (the plain HTTP/1.1 path (pushed streams) reads it): cut off, counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_event_stream_request_is_cut_off_and_counted() {
     let gw = slowloris_gateway().await;

@@ -1,5 +1,5 @@
 //! The step every request passes before and after its handler, on the hyper router
-//! and on the lean HTTP/1.1 path alike: marking the first request seen, and CORS.
+//! and on the plain HTTP/1.1 path (pushed streams) alike: marking the first request seen, and CORS.
 
 use http::header::HeaderValue;
 use http::{HeaderMap, Response};

@@ -1,6 +1,6 @@
 //! `GET /events…` in three steps: [`parse`] the request (pure), [`check`] the
 //! subscriber (token, channel rules, the per-connection stream cap), [`open`] the
-//! stream. Shared by the hyper router and the lean HTTP/1.1 path.
+//! stream. Shared by the hyper router and the plain HTTP/1.1 path (pushed streams).
 
 use std::sync::Arc;
 

@@ -209,7 +209,7 @@ pub async fn start_auth(tweak: impl FnOnce(&mut ssegate::Config)) -> TestGateway
 }
 
 /// `GET path` as a stream over a fresh connection (`Http::H1` on the plain listener:
-/// the lean HTTP/1.1 path; `Http::H2` on the TLS listener: hyper), whatever the status.
+/// the plain HTTP/1.1 path; `Http::H2` on the TLS listener: hyper), whatever the status.
 pub async fn open(gw: &TestGateway, http: Http, path: &str, headers: &[(&str, &str)]) -> SseStream {
     let endpoint = match http {
         Http::H1 => gw.plain(),

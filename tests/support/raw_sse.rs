@@ -1,4 +1,4 @@
-//! [`RawSse`]: a lean HTTP/1.1 event-stream client on a raw socket that decodes the
+//! [`RawSse`]: a minimal HTTP/1.1 event-stream client on a raw socket that decodes the
 //! chunked framing itself, so a clean end (the `0\r\n\r\n` terminator) is told apart
 //! from a cut connection; its payload goes to the one [`SseParser`].
 

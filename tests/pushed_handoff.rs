@@ -1,4 +1,4 @@
-//! The direct fan-out's hand-over on the lean HTTP/1.1 path. A pass writes each
+//! The push fan-out's hand-over on the plain HTTP/1.1 path (pushed streams). A pass writes each
 //! stream with one non-blocking `send()`; when a subscriber stops reading and its
 //! socket fills, the rest becomes that stream's backlog and its own task takes over
 //! the writes, then hands the stream back to the passes once it has caught up. Across
