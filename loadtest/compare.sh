@@ -16,7 +16,7 @@
 #   LOADGEN_WORKERS=N        loadtest worker processes per case (default: one per core)
 #
 # Each case gets a freshly started server (so memory numbers do not inherit an earlier
-# case's heap); servers are started by the scripts in ../shared/peers (or the release
+# case's heap); servers are started by the scripts in loadtest/peers/ (or the release
 # ssegate binary) and stopped by pid. Pushpin runs with PUSHPIN_TUNED=1 (its delivery
 # rate limiter off), which the report says. Every loadtest run has its own deadline and
 # is wrapped in `timeout` as well.
@@ -24,17 +24,16 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
-PEERS="${PEERS_DIR:-$(cd "$ROOT/.." && pwd)/shared/peers}"
-[ -d "$PEERS" ] || PEERS=/work/shared/peers
-ARGS="$*"
+PEERS="$HERE/peers"
 MODE=full
 ONLY=""
+ONLY_ARG=""
 OUT=""
 DOC="$ROOT/docs/PERFORMANCE.md"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) MODE=quick ;;
-    --only) ONLY="$2"; shift ;;
+    --only) ONLY="$2"; ONLY_ARG=" --only \"$2\""; shift ;;
     --out) OUT="$2"; shift ;;
     --doc) DOC="$2"; shift ;;
     -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
@@ -48,13 +47,31 @@ if [ -z "$ONLY" ]; then
 fi
 OUT="${OUT:-/tmp/loadtest-compare-$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
 LOG="$OUT/compare.log"
 COMMANDS="$OUT/commands.txt"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac   # cargo builds in $ROOT
+# commands.txt goes into the report: it records paths relative to the repository, with
+# <results> for the --out directory, so the report holds no paths of this machine.
+record() {
+  local line="$*"
+  line="${line//"$OUT"/<results>}"
+  line="${line//"$TARGET_DIR"/target}"
+  line="${line//"$ROOT"\//}"
+  echo "$line" >> "$COMMANDS"
+}
 # A second invocation into the same --out (e.g. one more target) adds to the record.
 if [ -s "$COMMANDS" ]; then
-  echo "# --- $(date -u '+%H:%M:%S UTC'): a second invocation into the same directory" >> "$COMMANDS"
+  record "# --- $(date -u '+%H:%M:%S UTC'): a second invocation into the same directory"
 fi
-echo "# loadtest/compare.sh $ARGS    (it ran each of the following)" >> "$COMMANDS"
+# The invocation, as options rather than as typed, so that no path of this machine shows.
+case "$DOC" in
+  "$ROOT/docs/PERFORMANCE.md") DOC_ARG="" ;;
+  -) DOC_ARG=" --doc -" ;;
+  *) DOC_ARG=" --doc <report>" ;;
+esac
+record "# loadtest/compare.sh$([ "$MODE" = quick ] && echo " --quick")$ONLY_ARG --out <results>$DOC_ARG"
 say() { echo "compare: $*" | tee -a "$LOG" >&2; }
 
 # One loadtest worker process per core: a single reader thread reads every delivery in
@@ -63,10 +80,9 @@ say() { echo "compare: $*" | tee -a "$LOG" >&2; }
 # worker, 88 ms with two, same server). The same count is used for every target.
 LOADGEN_WORKERS="${LOADGEN_WORKERS:-$(nproc)}"
 
-ulimit -n "$(ulimit -Hn)"   # 20000 here: the hard limit, which cannot be raised
+ulimit -n "$(ulimit -Hn)"   # the hard limit: a process without privileges cannot go above it
 
 # --- build and prerequisites -------------------------------------------------------
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 say "building ssegate and loadtest (release)"
 (cd "$ROOT" && cargo build --release -p ssegate -p loadtest >>"$LOG" 2>&1)
 SSEGATE="$TARGET_DIR/release/ssegate"
@@ -114,19 +130,19 @@ start_server() {  # $1 = target; sets PIDS
         echo "compare.sh: ssegate did not start; its log:" >&2; tail -20 "$OUT/ssegate.log" >&2
         PIDS=""; exit 1
       fi
-      echo "$SSEGATE --config $SSEGATE_CONF &" >> "$COMMANDS" ;;
+      record "$SSEGATE --config $SSEGATE_CONF &" ;;
     nchan)
       PIDS=$("$PEERS/start-nchan.sh")
-      echo "$PEERS/start-nchan.sh" >> "$COMMANDS" ;;
+      record "$PEERS/start-nchan.sh" ;;
     nchan-2w)
       PIDS=$(NCHAN_WORKERS=2 "$PEERS/start-nchan.sh")
-      echo "NCHAN_WORKERS=2 $PEERS/start-nchan.sh" >> "$COMMANDS" ;;
+      record "NCHAN_WORKERS=2 $PEERS/start-nchan.sh" ;;
     pushpin-tuned)
       PIDS=$(PUSHPIN_TUNED=1 "$PEERS/start-pushpin.sh")
-      echo "PUSHPIN_TUNED=1 $PEERS/start-pushpin.sh" >> "$COMMANDS" ;;
+      record "PUSHPIN_TUNED=1 $PEERS/start-pushpin.sh" ;;
     node)
       PIDS=$("$PEERS/start-node.sh")
-      echo "$PEERS/start-node.sh" >> "$COMMANDS" ;;
+      record "$PEERS/start-node.sh" ;;
     *) echo "compare.sh: unknown target $1" >&2; exit 2 ;;
   esac
   sleep 0.5   # let it settle before the baseline sample
@@ -134,7 +150,7 @@ start_server() {  # $1 = target; sets PIDS
 
 stop_server() {
   [ -n "$PIDS" ] && "$PEERS/stop.sh" $PIDS
-  echo "$PEERS/stop.sh $PIDS" >> "$COMMANDS"
+  record "$PEERS/stop.sh $PIDS"
   PIDS=""
   sleep 0.3
 }
@@ -207,7 +223,7 @@ for target in $ONLY; do
     start_server "$target"
     say "$target / $case (server pids: $PIDS)"
     cmd="$LOADTEST $args --format $(format_of "$target") --label $target --case $case --connect-concurrency $(ramp_of "$target") --workers $LOADGEN_WORKERS --server-pid ${PIDS// /,} --json $OUT/${target}__${case}.json --quiet"
-    echo "$cmd" >> "$COMMANDS"
+    record "$cmd"
     # shellcheck disable=SC2086
     if ! timeout --kill-after=10 1200 $cmd >>"$OUT/${target}__${case}.txt" 2>&1; then
       say "  (finished with problems; see $OUT/${target}__${case}.txt)"
