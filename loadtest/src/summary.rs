@@ -1,8 +1,10 @@
 //! `loadtest summarize`: turns a directory of `--json` results (one per target and case,
-//! as `compare.sh` writes them) into docs/PERFORMANCE.md — the machine, the commands,
-//! one table per case with every target side by side, and the ssegate/peer ratios.
+//! as `compare.sh` writes them) into docs/PERFORMANCE.md — the goals, the machine, one
+//! table per case with every target side by side, the ssegate/peer ratios, and the
+//! commands.
 //!
-//! `machine.txt` and `commands.txt` in the directory, when present, are copied in.
+//! `machine.txt`, `notes.md` and `commands.txt` in the directory, when present, are
+//! copied in (the commands with paths relative to the repository).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -20,30 +22,125 @@ const ORDER: [&str; 6] = [
     "node",
 ];
 
-/// The case names `compare.sh` uses, in report order, with the goal each serves (the
-/// sizes come from the results: `--quick` runs the same cases smaller).
-const CASES: [(&str, &str); 12] = [
-    ("fanout-base", "Goal 1: fan-out"),
-    ("fanout-mid", "Goal 2: fan-out at a higher rate"),
-    ("fanout-high", "Goal 2: fan-out at the highest rate"),
+/// One goal of the comparison: what it measures, the target, and why it matters.
+struct Goal {
+    number: &'static str,
+    name: &'static str,
+    /// The cases that measure it, in words (the full run's sizes).
+    cases: &'static str,
+    measures: &'static str,
+    target: &'static str,
+    why: &'static str,
+}
+
+/// The goals, in the order the report defines them.
+const GOALS: [Goal; 6] = [
+    Goal {
+        number: "1",
+        name: "fan-out",
+        cases: "`fanout-base`: 5,000 subscribers on one channel, 10 events/s",
+        measures: "events lost, server CPU per delivery, p99 latency from the scheduled send",
+        target: "nothing lost; CPU per delivery at most 0.8× nchan's; p99 at most half of nchan's",
+        why: "one busy channel watched by thousands (a chat room, a notification bell) is \
+              the load ssegate exists for, and to be worth replacing nchan it has to be \
+              clearly cheaper and faster on it, not level",
+    },
+    Goal {
+        number: "2",
+        name: "higher rates",
+        cases: "`fanout-mid` and `fanout-high`: the same 5,000 subscribers at 50 and 100 \
+                events/s; `fanout-ceiling` (ssegate only) at 200",
+        measures: "the share of the offered publish rate the server accepts, p99 latency \
+                   from the scheduled send",
+        target: "the whole offered rate accepted, p99 under 100 ms",
+        why: "bursts happen; a server that cannot take the publishes as they come falls \
+              seconds behind, and its publishers wait",
+    },
+    Goal {
+        number: "3",
+        name: "many channels",
+        cases: "`channels`: 2,000 subscribers over 20 channels, 200 events/s in all",
+        measures: "events lost, p99 latency from the scheduled send",
+        target: "nothing lost; p99 no higher than nchan's",
+        why: "most deployments have many small channels (one per room or per user), where \
+              the cost of each channel shows rather than the write path",
+    },
+    Goal {
+        number: "4",
+        name: "idle connections",
+        cases: "`idle-h1` and `idle-h2tls`: 10,000 subscribers that receive nothing, over \
+                plain HTTP/1.1 and over TLS + HTTP/2",
+        measures: "server memory (RSS) per idle connection",
+        target: "at most 12 KiB per connection, on both protocols",
+        why: "most open tabs are idle most of the time, so memory per idle connection \
+              decides how many connections a node can hold",
+    },
+    Goal {
+        number: "5",
+        name: "cost curve",
+        cases: "`fanout-small`, `fanout-base` and `fanout-large`: 1,000, 5,000 and 18,000 \
+                subscribers on one channel at 10 events/s",
+        measures: "server CPU per delivery and RSS per connection across the three sizes",
+        target: "neither grows with the number of subscribers",
+        why: "a node's cost should follow from its connection count, so that capacity can \
+              be planned",
+    },
+    Goal {
+        number: "6",
+        name: "churn and slow readers",
+        cases: "`churn`: 1,000 subscribers that each hang up and reconnect with \
+                `Last-Event-ID` every 1–4 s while 20 events/s flow; `slow`: 20% of 500 \
+                subscribers stop reading, 8 KiB events at 50/s",
+        measures: "events lost, duplicated or out of order; the readers' loss and latency \
+                   beside stopped readers, and the server's memory",
+        target: "across reconnects nothing lost, duplicated or reordered; stopped readers \
+                 cost the others no events and do not grow the server's memory with the \
+                 events they miss",
+        why: "phones drop and reconnect, and a stalled client must not hurt the rest: a \
+              subscriber gets every event once, in order, or is told (`ssegate.resync`)",
+    },
+];
+
+fn goal(number: &str) -> Option<&'static Goal> {
+    GOALS.iter().find(|g| g.number == number)
+}
+
+/// The case names `compare.sh` uses, in report order, with the goal each serves ("" for
+/// none) and its title (the sizes come from the results: `--quick` runs the same cases
+/// smaller).
+const CASES: [(&str, &str, &str); 12] = [
+    ("fanout-base", "1", "Goal 1: fan-out"),
+    ("fanout-mid", "2", "Goal 2: fan-out at a higher rate"),
+    ("fanout-high", "2", "Goal 2: fan-out at the highest rate"),
     (
         "fanout-ceiling",
+        "2",
         "Goal 2: where the ceiling is (ssegate only: the peers fall behind at the rates above)",
     ),
-    ("channels", "Goal 3: many channels"),
-    ("idle-h1", "Goal 4: idle connections, plain HTTP/1.1"),
+    ("channels", "3", "Goal 3: many channels"),
+    ("idle-h1", "4", "Goal 4: idle connections, plain HTTP/1.1"),
     (
         "idle-h2tls",
+        "4",
         "Goal 4: idle connections, TLS + HTTP/2 (ssegate only: the peers' start scripts serve no TLS)",
     ),
-    ("fanout-small", "Goal 5: cost curve, small end"),
-    ("fanout-large", "Goal 5: cost curve, large end"),
+    ("fanout-small", "5", "Goal 5: cost curve, small end"),
+    ("fanout-large", "5", "Goal 5: cost curve, large end"),
     (
         "churn",
+        "6",
         "Goal 6: churn (subscribers reconnect with Last-Event-ID while events flow)",
     ),
-    ("slow", "Goal 6: slow readers (a share of subscribers stops reading)"),
-    ("fanout-base-h2tls", "Extra: goal 1 over TLS + HTTP/2 (ssegate only)"),
+    (
+        "slow",
+        "6",
+        "Goal 6: slow readers (a share of subscribers stops reading)",
+    ),
+    (
+        "fanout-base-h2tls",
+        "",
+        "Extra: goal 1 over TLS + HTTP/2 (ssegate only; no target)",
+    ),
 ];
 
 /// What a case ran, from its first result.
@@ -367,10 +464,13 @@ fn goal_line(md: &mut String, by_case: &ByCase<'_>, labels: &[String], line: &Go
         (Some(a), Some(b)) => ratio(a, b),
         _ => "–".into(),
     };
+    let goal = match goal(line.goal) {
+        Some(g) => format!("{} {}", g.number, g.name),
+        None => line.goal.to_string(),
+    };
     let _ = writeln!(
         md,
-        "| {} | {} | {} | {} | {r} |",
-        line.goal,
+        "| {goal} | {} | {} | {} | {r} |",
         describe_short(list[0]),
         line.measure,
         cells.join(" | ")
@@ -400,6 +500,10 @@ fn goals(md: &mut String, by_case: &ByCase<'_>) {
     labels.sort_by_key(|l| rank(l));
     labels.dedup();
     md.push_str("## Goals at a glance\n\n");
+    md.push_str(
+        "Each goal's headline measures, every server side by side; the last column is \
+         ssegate's figure over nchan's (below 1: ssegate is cheaper or faster).\n\n",
+    );
     let _ = writeln!(
         md,
         "| goal | case | measure | {} | ssegate / nchan |",
@@ -504,6 +608,68 @@ fn goals(md: &mut String, by_case: &ByCase<'_>) {
     md.push('\n');
 }
 
+/// The goals whose cases are in the results: what each measures, its target, and why.
+fn goal_definitions(md: &mut String, by_case: &ByCase<'_>) {
+    let present: Vec<&Goal> = GOALS
+        .iter()
+        .filter(|g| by_case.keys().any(|c| g.cases.contains(&format!("`{c}`"))))
+        .collect();
+    if present.is_empty() {
+        return;
+    }
+    md.push_str(
+        "## Goals\n\nWhat ssegate is meant to achieve against the peers; the tables below \
+         carry each goal's number.\n\n",
+    );
+    for g in present {
+        let _ = writeln!(
+            md,
+            "- **Goal {}, {}** ({}). Measures {}. *Target:* {}. *Why:* {}.",
+            g.number, g.name, g.cases, g.measures, g.target, g.why
+        );
+    }
+    md.push('\n');
+}
+
+/// The commands as `compare.sh` recorded them, with any directory of the machine that
+/// ran them replaced: the results directory by `<results>`, the build's and the peers'
+/// directories by their places in the repository (`compare.sh` records them this way
+/// already; older records held absolute paths).
+fn relative_commands(text: &str, dir: &Path) -> String {
+    let mut dirs = vec![dir.display().to_string()];
+    if let Ok(c) = dir.canonicalize() {
+        dirs.push(c.display().to_string());
+    }
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut line = line.to_string();
+        for d in &dirs {
+            let d = d.trim_end_matches('/');
+            if !d.is_empty() && d != "." {
+                line = line.replace(d, "<results>");
+            }
+        }
+        let words: Vec<String> = line
+            .split(' ')
+            .map(|w| {
+                if !w.starts_with('/') {
+                    return w.to_string();
+                }
+                if let Some(i) = w.find("/target/release/") {
+                    return w[i + 1..].to_string();
+                }
+                if let Some(i) = w.rfind("/peers/") {
+                    return format!("loadtest{}", &w[i..]);
+                }
+                w.to_string()
+            })
+            .collect();
+        out.push_str(&words.join(" "));
+        out.push('\n');
+    }
+    out
+}
+
 /// Writes the report for the results in `dir` to `out`.
 pub fn write(dir: &Path, out: &Path, mode: &str, title: Option<&str>) -> Result<(), String> {
     let runs = load(dir)?;
@@ -525,10 +691,11 @@ pub fn write(dir: &Path, out: &Path, mode: &str, title: Option<&str>) -> Result<
     );
     let _ = writeln!(
         md,
-        "Measured by `loadtest/compare.sh{}` in one run: each server started in turn on \
-         loopback, the same scenarios against each, the load generator (`loadtest/`) on the \
-         same two cores. Only ratios within this run mean something; absolute numbers move \
-         with the machine. Regenerate with the command in the last section.\n",
+        "ssegate and three servers it replaces — nginx + nchan, Pushpin, and a \
+         hand-written Node server (`loadtest/peers/`) — under the same scenarios, one \
+         server at a time on loopback, with the load generator (`loadtest/`) on the same \
+         machine; all from one run of `loadtest/compare.sh{}`. Only ratios between servers \
+         of the same run mean something: absolute numbers move with the machine.\n",
         if mode == "quick" { " --quick" } else { "" }
     );
     let _ = writeln!(
@@ -565,13 +732,17 @@ pub fn write(dir: &Path, out: &Path, mode: &str, title: Option<&str>) -> Result<
         md.push_str(machine.trim_end());
         md.push_str("\n```\n\n");
     }
+    goal_definitions(&mut md, &by_case);
     goals(&mut md, &by_case);
     md.push_str("## Results\n\n");
     let mut seen = Vec::new();
-    for (case, heading) in CASES {
+    for (case, number, heading) in CASES {
         if let Some(list) = by_case.get(case) {
             seen.push(case.to_string());
             let _ = writeln!(md, "### {heading} (`{case}`)\n\n{}.\n", describe(list[0]));
+            if let Some(g) = goal(number) {
+                let _ = writeln!(md, "Goal {}'s target: {}.\n", g.number, g.target);
+            }
             case_table(&mut md, list);
             ratios(&mut md, list);
             md.push('\n');
@@ -593,9 +764,53 @@ pub fn write(dir: &Path, out: &Path, mode: &str, title: Option<&str>) -> Result<
     }
     let commands = std::fs::read_to_string(dir.join("commands.txt")).unwrap_or_default();
     if !commands.is_empty() {
-        md.push_str("## Commands\n\nExactly what ran, in order:\n\n```sh\n");
-        md.push_str(commands.trim_end());
+        md.push_str(
+            "## Commands\n\nWhat ran, in order (`<results>` is the directory of the \
+             results, paths are relative to the repository):\n\n```sh\n",
+        );
+        md.push_str(relative_commands(&commands, dir).trim_end());
         md.push_str("\n```\n");
     }
     std::fs::write(out, md).map_err(|e| format!("{}: {e}", out.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_case_names_a_defined_goal() {
+        for (case, number, heading) in CASES {
+            if number.is_empty() {
+                continue;
+            }
+            let g = goal(number).unwrap_or_else(|| panic!("{case}: goal {number} undefined"));
+            assert!(
+                heading.starts_with(&format!("Goal {}", g.number)),
+                "{heading}"
+            );
+            assert!(
+                g.cases.contains(&format!("`{case}`")),
+                "{case} not in goal {number}"
+            );
+        }
+    }
+
+    #[test]
+    fn commands_lose_the_machine_paths() {
+        let text = "# loadtest/compare.sh --out /tmp/r/full\n\
+                    /home/x/ssegate/target/release/ssegate --config /tmp/r/full/ssegate.yaml &\n\
+                    NCHAN_WORKERS=2 /srv/ssegate/loadtest/peers/start-nchan.sh\n\
+                    /opt/peers/stop.sh 12 13\n\
+                    target/release/loadtest --sub-url https://127.0.0.1:8443/events/{channel} --json <results>/a.json\n";
+        let got = relative_commands(text, Path::new("/tmp/r/full"));
+        assert_eq!(
+            got,
+            "# loadtest/compare.sh --out <results>\n\
+             target/release/ssegate --config <results>/ssegate.yaml &\n\
+             NCHAN_WORKERS=2 loadtest/peers/start-nchan.sh\n\
+             loadtest/peers/stop.sh 12 13\n\
+             target/release/loadtest --sub-url https://127.0.0.1:8443/events/{channel} --json <results>/a.json\n"
+        );
+    }
 }
