@@ -691,7 +691,7 @@ pub fn write(dir: &Path, out: &Path, mode: &str, title: Option<&str>) -> Result<
     );
     let _ = writeln!(
         md,
-        "ssegate and three servers it replaces — nginx + nchan, Pushpin, and a \
+        "ssegate and three servers a team would run instead — nginx + nchan, Pushpin, and a \
          hand-written Node server (`loadtest/peers/`) — under the same scenarios, one \
          server at a time on loopback, with the load generator (`loadtest/`) on the same \
          machine; all from one run of `loadtest/compare.sh{}`. Only ratios between servers \
