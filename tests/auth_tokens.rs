@@ -419,3 +419,18 @@ async fn token_expiry_ends_a_lean_http1_stream() {
 async fn token_expiry_ends_an_h2_tls_stream() {
     expiry_ends_the_stream(Http::H2).await;
 }
+
+/// A valid token's `exp` is the client's to choose: one beyond what the clock can
+/// represent (`u64::MAX`, or just under it once the leeway is added) opens a stream
+/// that works, over both paths, and the gateway stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_exp_opens_a_working_stream() {
+    let gw = start_auth(|_| {}).await; // leeway 30 s
+    for exp in [u64::MAX, u64::MAX - 30, i64::MAX as u64] {
+        let token = hs256(SECRET, &json!({"sub": "42", "exp": exp}));
+        for http in [Http::H1, Http::H2] {
+            accepted(&gw, http, &token, "42", &format!("exp {exp} over {http:?}")).await;
+        }
+    }
+    assert_eq!(gw.get("/healthz").await.status, StatusCode::OK);
+}

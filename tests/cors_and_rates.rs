@@ -415,3 +415,56 @@ async fn connections_past_the_burst_are_refused_per_ip() {
     // The first two connections keep working (kept alive).
     assert_eq!(raw_exchange(&mut one, health).await.status, StatusCode::OK);
 }
+
+/// A configured rate may be any positive number; at a tiny one the wait for the next
+/// token is longer than a `Duration` holds. The refusal still comes, as a 429 with a
+/// bounded `Retry-After`, for publishes and for connections, and the gateway stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_rate_is_a_bounded_wait_not_a_panic() {
+    let gw = start_auth(|c| {
+        c.rate_limits.publishes_per_second = Some(1e-300);
+        c.rate_limits.publish_burst = 1;
+        c.rate_limits.connections_per_second = Some(1e-300);
+        c.rate_limits.connection_burst = 1;
+    })
+    .await;
+    let local = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
+    let other = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+    let mut conn = conn_from(local, gw.plain_addr).await;
+    let body = json!({"channel": "chat:1", "data": "x"}).to_string();
+    let headers = [
+        ("authorization", bearer(PUBLISH_KEY)),
+        ("content-type", "application/json".to_string()),
+    ];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = conn
+        .request(Method::POST, "/publish", &headers, body.clone().into())
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text());
+    let second = conn
+        .request(Method::POST, "/publish", &headers, body.into())
+        .await;
+    assert_eq!(
+        (second.status, second.error_code().as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        "{}",
+        second.text()
+    );
+    assert_eq!(second.header("retry-after"), Some("86400"));
+    // The second connection from 127.0.0.1 is over the connection rate.
+    let health = b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n";
+    let mut again = connect_from(local, gw.plain_addr).await;
+    let refused = raw_exchange(&mut again, health).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.text()
+    );
+    // The listener still accepts: another address gets its own first token.
+    let mut elsewhere = connect_from(other, gw.plain_addr).await;
+    assert_eq!(
+        raw_exchange(&mut elsewhere, health).await.status,
+        StatusCode::OK
+    );
+}

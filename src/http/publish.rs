@@ -104,7 +104,9 @@ pub fn authorize(shared: &Shared, live: &Live, headers: &HeaderMap) -> Result<Pu
 
 /// 429 with a `Retry-After` of the wait, rounded up to whole seconds.
 fn rate_limited(wait: std::time::Duration, message: &str) -> ApiError {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = wait
+        .as_secs()
+        .saturating_add(u64::from(wait.subsec_nanos() > 0));
     ApiError::refused(
         RefusalReason::RateLimited,
         message,

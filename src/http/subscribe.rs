@@ -245,9 +245,9 @@ pub fn open(
         max_age,
         retry_ms: retry_range,
         // The token was accepted up to `exp` plus the leeway; the stream lasts as long.
-        expires_at: claims
-            .as_ref()
-            .map(|c| expiry_instant(c.expires_at.saturating_add(config.auth.leeway.as_secs()))),
+        expires_at: claims.as_ref().and_then(|c| {
+            expiry_instant(c.expires_at.saturating_add(config.auth.leeway.as_secs()))
+        }),
     };
     let replay_through = match start {
         Start::Resumed => subscription.head_at_start(),
@@ -282,14 +282,17 @@ pub fn open(
     Ok(response)
 }
 
-/// The monotonic instant of a Unix time (seconds), for a token's expiry.
-fn expiry_instant(unix_seconds: u64) -> tokio::time::Instant {
+/// The monotonic instant of a Unix time (seconds), for a token's expiry; `None` when
+/// it lies beyond what the clock can represent (a token's `exp` is the client's to
+/// choose, up to `u64::MAX`): such a token does not end its stream.
+fn expiry_instant(unix_seconds: u64) -> Option<tokio::time::Instant> {
     let now_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    tokio::time::Instant::now()
-        + std::time::Duration::from_secs(unix_seconds.saturating_sub(now_unix))
+    tokio::time::Instant::now().checked_add(std::time::Duration::from_secs(
+        unix_seconds.saturating_sub(now_unix),
+    ))
 }
 
 #[cfg(test)]
@@ -348,6 +351,12 @@ mod tests {
         );
         let r = parse_at("/events/a", &[("last-event-id", "nonsense")]).unwrap();
         assert_eq!(r.resume, ResumeFrom::Unparseable);
+    }
+
+    #[test]
+    fn expiry_instant_never_overflows() {
+        assert_eq!(expiry_instant(u64::MAX), None);
+        assert!(expiry_instant(0).is_some(), "a past expiry is now");
     }
 
     #[test]

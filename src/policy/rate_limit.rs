@@ -11,6 +11,10 @@ use parking_lot::Mutex;
 /// Most keys tracked at once.
 pub const MAX_KEYS: usize = 100_000;
 
+/// The longest wait a refusal names: a configured rate may be any positive number, and
+/// one token at a tiny rate is a wait no `Duration` can hold.
+pub const MAX_WAIT: Duration = Duration::from_secs(86_400);
+
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     tokens: f64,
@@ -52,7 +56,8 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
+            let wait = Duration::try_from_secs_f64((1.0 - bucket.tokens) / rate);
+            Err(wait.map_or(MAX_WAIT, |w| w.min(MAX_WAIT)))
         }
     }
 }
@@ -74,5 +79,13 @@ mod tests {
         assert!(l
             .take(&"a", 2.0, 3, t0 + Duration::from_millis(500))
             .is_ok());
+    }
+
+    #[test]
+    fn a_tiny_rate_waits_at_most_max_wait() {
+        let l = RateLimiter::default();
+        let t0 = Instant::now();
+        assert!(l.take(&"a", 1e-300, 1, t0).is_ok());
+        assert_eq!(l.take(&"a", 1e-300, 1, t0), Err(MAX_WAIT));
     }
 }
