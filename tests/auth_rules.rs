@@ -665,3 +665,69 @@ async fn exclude_subject_skips_the_sender_only() {
         .await;
     assert_eq!(anon.next_event().await.id, Some(x));
 }
+
+/// `{sub}` names the token's subject; a token without `sub` names no one, so its
+/// `user:{sub}` grants open nothing: not for reading (the shipped private rule, and a
+/// public channel family opened by grant alone) and not for publishing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sub_in_a_grant_matches_nothing_without_a_subject() {
+    let gw = start_auth(|c| {
+        c.channels.push(ChannelRule {
+            subscribe: Access::Token,
+            ..ChannelRule::new("team:*")
+        });
+    })
+    .await;
+    let subjectless = hs256(
+        SECRET,
+        &json!({
+            "exp": now() + 600,
+            "ssegate": {"subscribe": ["user:{sub}", "team:{sub}"], "publish": ["user:{sub}"]},
+        }),
+    );
+    let auth = bearer(&subjectless);
+    for http in [Http::H1, Http::H2] {
+        for path in ["/events/user:42", "/events/user:", "/events/team:7"] {
+            open_refused(
+                &gw,
+                http,
+                path,
+                &[("authorization", &auth)],
+                StatusCode::FORBIDDEN,
+                "channel_forbidden",
+            )
+            .await;
+        }
+    }
+    let head = gw.cursor().await;
+    let reply = publish_as(&gw, &auth, &json!({"channel": "user:42", "data": "forged"})).await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (StatusCode::FORBIDDEN, "channel_forbidden"),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(gw.cursor().await, head, "nothing was published");
+    // The same grants with a subject open that subject's channels, and only those.
+    let named = hs256(
+        SECRET,
+        &claims_with("42", &["user:{sub}", "team:{sub}"], &["user:{sub}"]),
+    );
+    let auth = bearer(&named);
+    open_ok(
+        &gw,
+        Http::H1,
+        "/events/team:42",
+        &[("authorization", &auth)],
+    )
+    .await;
+    let reply = publish_as(&gw, &auth, &json!({"channel": "user:42", "data": "mine"})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let reply = publish_as(
+        &gw,
+        &auth,
+        &json!({"channel": "user:7", "data": "not mine"}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text());
+}

@@ -53,7 +53,7 @@ impl HistoryPolicy {
         let rule = self
             .overrides
             .iter()
-            .find(|o| channel_name::pattern_matches_with(&o.pattern, channel, None));
+            .find(|o| channel_name::pattern_matches_any_subject(&o.pattern, channel));
         HistoryBounds {
             max_events: rule
                 .and_then(|r| r.max_events)

@@ -37,27 +37,36 @@ pub fn is_valid_pattern(pattern: &str) -> bool {
             .all(|c| c == b'*' || is_name_char(c))
 }
 
-/// Glob match where `*` matches any run of characters and `{sub}` matches exactly
-/// `subject` (or, with `None`, any run of characters, like `*`).
-pub fn pattern_matches_with(pattern: &str, name: &str, subject: Option<&str>) -> bool {
+/// Glob match for access: `*` matches any run of characters and `{sub}` matches
+/// exactly `subject`, the token's subject. Without a subject a pattern holding `{sub}`
+/// matches nothing: `user:{sub}` in a grant or a rule must never open `user:*` to a
+/// token that names no one. Used wherever a pattern decides who may read or write.
+pub fn pattern_matches_subject(pattern: &str, name: &str, subject: Option<&str>) -> bool {
     if !pattern.contains(SUBJECT) {
         return pattern_matches(pattern, name);
     }
+    let Some(sub) = subject else {
+        return false;
+    };
     let mut parts = pattern.splitn(2, SUBJECT);
     let head = parts.next().unwrap_or("");
     let tail = parts.next().unwrap_or("");
-    match subject {
-        // `{sub}` as a wildcard: the same as `*` in its place.
-        None => pattern_matches_with(&format!("{head}*{tail}"), name, None),
-        // `{sub}` as the literal subject: try every split of `name` where the subject
-        // could stand after a match of `head`.
-        Some(sub) => (0..=name.len()).any(|i| {
-            name.is_char_boundary(i)
-                && name[i..].starts_with(sub)
-                && pattern_matches(head, &name[..i])
-                && pattern_matches_with(tail, &name[i + sub.len()..], Some(sub))
-        }),
-    }
+    // `{sub}` as the literal subject: try every split of `name` where the subject could
+    // stand after a match of `head`.
+    (0..=name.len()).any(|i| {
+        name.is_char_boundary(i)
+            && name[i..].starts_with(sub)
+            && pattern_matches(head, &name[..i])
+            && pattern_matches_subject(tail, &name[i + sub.len()..], Some(sub))
+    })
+}
+
+/// Glob match for finding the rule or the history bounds that apply to a channel,
+/// whoever asks: `*` and `{sub}` both match any run of characters (`user:{sub}`
+/// describes every `user:…` channel). Never an access decision: that is
+/// [`pattern_matches_subject`].
+pub fn pattern_matches_any_subject(pattern: &str, name: &str) -> bool {
+    pattern_matches(&pattern.replace(SUBJECT, "*"), name)
 }
 
 /// Glob match where `*` matches any run of characters (including none).
@@ -145,19 +154,24 @@ mod tests {
         assert!(is_valid_pattern("user:{sub}"));
         assert!(is_valid_pattern("ws:*:user:{sub}"));
         assert!(!is_valid_pattern("user:{subject}"));
-        assert!(pattern_matches_with("user:{sub}", "user:42", Some("42")));
-        assert!(!pattern_matches_with("user:{sub}", "user:7", Some("42")));
-        assert!(!pattern_matches_with("user:{sub}", "user:420", Some("42")));
-        assert!(pattern_matches_with("user:{sub}", "user:anything", None));
-        assert!(pattern_matches_with(
-            "ws:*:u:{sub}",
-            "ws:9:u:42",
-            Some("42")
-        ));
+        let access = pattern_matches_subject;
+        assert!(access("user:{sub}", "user:42", Some("42")));
+        assert!(!access("user:{sub}", "user:7", Some("42")));
+        assert!(!access("user:{sub}", "user:420", Some("42")));
+        assert!(access("ws:*:u:{sub}", "ws:9:u:42", Some("42")));
         // A subject is literal text: `*` in it is no wildcard.
-        assert!(!pattern_matches_with("user:{sub}", "user:42", Some("*")));
-        assert!(pattern_matches_with("{sub}/{sub}", "a/a", Some("a")));
-        assert!(!pattern_matches_with("{sub}/{sub}", "a/b", Some("a")));
+        assert!(!access("user:{sub}", "user:42", Some("*")));
+        assert!(access("{sub}/{sub}", "a/a", Some("a")));
+        assert!(!access("{sub}/{sub}", "a/b", Some("a")));
+        // No subject: a `{sub}` pattern matches nothing; others match as globs.
+        assert!(!access("user:{sub}", "user:anything", None));
+        assert!(!access("user:{sub}", "user:", None));
+        assert!(!access("{sub}", "x", None));
+        assert!(access("chat:*", "chat:1", None));
+        // Finding the rule that applies: `{sub}` stands for anyone.
+        assert!(pattern_matches_any_subject("user:{sub}", "user:anything"));
+        assert!(pattern_matches_any_subject("{sub}/{sub}", "a/b"));
+        assert!(!pattern_matches_any_subject("user:{sub}", "team:1"));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! publishers.
 
 use crate::config::{Access, ChannelRule, Config};
-use crate::model::channel_name::pattern_matches_with;
+use crate::model::channel_name::{pattern_matches_any_subject, pattern_matches_subject};
 use crate::model::error::ApiError;
 use crate::model::reasons::AuthFailure;
 use crate::policy::jwt::Claims;
@@ -45,17 +45,18 @@ impl From<Denied> for ApiError {
     }
 }
 
-/// The first rule of `rules` whose pattern matches `channel` (`{sub}` as a wildcard).
+/// The first rule of `rules` whose pattern matches `channel` (`{sub}` as a wildcard:
+/// which rule applies does not depend on who asks; whether it opens the channel does).
 pub fn rule_for<'a>(rules: &'a [ChannelRule], channel: &str) -> Option<&'a ChannelRule> {
     rules
         .iter()
-        .find(|r| pattern_matches_with(&r.pattern, channel, None))
+        .find(|r| pattern_matches_any_subject(&r.pattern, channel))
 }
 
 fn granted(grants: &[String], claims: &Claims, channel: &str) -> bool {
     grants
         .iter()
-        .any(|g| pattern_matches_with(g, channel, claims.subject.as_deref()))
+        .any(|g| pattern_matches_subject(g, channel, claims.subject.as_deref()))
 }
 
 /// Checks a subscription to `channel` with the claims of the subscriber's token.
@@ -73,9 +74,8 @@ pub fn may_subscribe(
         return Err(Denied::TokenNeeded(channel.to_string()));
     };
     let bound = rule.is_some_and(|r| {
-        claims.subject.is_some()
-            && r.pattern.contains(crate::model::channel_name::SUBJECT)
-            && pattern_matches_with(&r.pattern, channel, claims.subject.as_deref())
+        r.pattern.contains(crate::model::channel_name::SUBJECT)
+            && pattern_matches_subject(&r.pattern, channel, claims.subject.as_deref())
     });
     if bound || granted(&claims.subscribe, claims, channel) {
         Ok(())
