@@ -13,6 +13,9 @@ use support::*;
 
 const ADMIN_KEY: &str = "test-admin-key-1";
 
+/// What `/admin/config` shows for a secret.
+const MASK: &str = "********";
+
 async fn gateway() -> TestGateway {
     start_with(|c| {
         c.admin.keys = vec![KeyConfig {
@@ -177,17 +180,96 @@ async fn connections_are_listed_and_one_can_be_closed() {
     );
 }
 
+/// The config's secret-bearing fields: the ones `/admin/config` must show as the mask.
+/// A field added to this list needs a `Secret` type; one that looks secret by its name
+/// but is missing here fails [`live_config_masks_every_secret`].
+const SECRET_FIELDS: [&str; 6] = [
+    "admin.keys[].default",
+    "admin.keys[].value",
+    "auth.jwt_keys[].default",
+    "auth.jwt_keys[].value",
+    "publish.keys[].default",
+    "publish.keys[].value",
+];
+
+/// Every leaf of a JSON value with its dotted path (list items as `name[]`).
+fn leaves(value: &Value, prefix: &str, out: &mut Vec<(String, Value)>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaves(v, &path, out);
+            }
+        }
+        Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
+            for item in items {
+                leaves(item, &format!("{prefix}[]"), out);
+            }
+        }
+        other => out.push((prefix.to_string(), other.clone())),
+    }
+}
+
+/// True for a field whose name says it holds a secret: a key's `value` or `default`,
+/// or anything named like a secret, password, credential or private key.
+fn looks_secret(path: &str) -> bool {
+    let (parent, name) = path.rsplit_once('.').unwrap_or(("", path));
+    (parent.ends_with("keys[]") && matches!(name, "value" | "default"))
+        || ["secret", "password", "passwd", "credential", "private"]
+            .iter()
+            .any(|w| name.contains(w))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_config_masks_every_secret() {
-    let gw = gateway().await;
+    // Every secret field set, each to its own sentinel.
+    let sentinel = |field: &str| format!("sentinel-{}-0123456789", field.replace('.', "-"));
+    let gw = start_with(|c| {
+        c.admin.keys = vec![KeyConfig {
+            name: "ops".into(),
+            value: Some(ADMIN_KEY.into()),
+            env: None,
+            default: Some(sentinel("admin.default").into()),
+        }];
+        c.publish.keys[0].default = Some(sentinel("publish.default").into());
+        let mut jwt = hmac_key("jwt", None, &sentinel("jwt.value"));
+        jwt.default = Some(sentinel("jwt.default").into());
+        c.auth.jwt_keys = vec![jwt];
+    })
+    .await;
     let reply = admin(&gw, Method::GET, "/admin/config").await;
     assert_eq!(reply.status, StatusCode::OK);
     let text = reply.text();
-    assert!(!text.contains(ADMIN_KEY), "admin key leaked: {text}");
-    assert!(!text.contains(PUBLISH_KEY), "publish key leaked: {text}");
+    for secret in [ADMIN_KEY, PUBLISH_KEY] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+    assert!(!text.contains("sentinel-"), "a secret leaked: {text}");
     let config = reply.json();
-    assert_eq!(config["publish"]["keys"][0]["value"], "********");
-    assert_eq!(config["admin"]["keys"][0]["value"], "********");
+    let mut all = Vec::new();
+    leaves(&config, "", &mut all);
+    // The fields shown masked are exactly the secret fields, and every field that
+    // looks secret by its name is one of them (or unset).
+    let mut masked: Vec<&str> = all
+        .iter()
+        .filter(|(_, v)| v == MASK)
+        .map(|(p, _)| p.as_str())
+        .collect();
+    masked.sort_unstable();
+    masked.dedup();
+    assert_eq!(masked, SECRET_FIELDS, "{text}");
+    for (path, value) in &all {
+        // Secrets are text: a flag such as `cors.allow_credentials` is none.
+        if looks_secret(path) && (value.is_string() || value.is_null()) {
+            assert!(
+                SECRET_FIELDS.contains(&path.as_str()) && (value == MASK || value.is_null()),
+                "{path} looks like a secret but is shown as {value}: make it a Secret"
+            );
+        }
+    }
     assert_eq!(config["sse"]["heartbeat"], "25s");
     assert_eq!(config["listeners"][0]["name"], "plain");
 }

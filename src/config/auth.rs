@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::channels::Access;
 use super::keys::{KeyConfig, SecretLookup};
+use super::secret::Secret;
 use super::serde_helpers::duration_text;
 use super::ConfigError;
 
@@ -109,13 +110,13 @@ pub struct JwtKeyConfig {
     pub algorithm: JwtAlgorithm,
     /// HMAC: the shared secret written in the file. Prefer `env`.
     #[serde(default)]
-    pub value: Option<String>,
+    pub value: Option<Secret>,
     /// HMAC: the environment variable holding the shared secret.
     #[serde(default)]
     pub env: Option<String>,
     /// HMAC: the secret used while `env` is unset (development).
     #[serde(default)]
-    pub default: Option<String>,
+    pub default: Option<Secret>,
     /// RS*/PS*/ES*/EdDSA: a PEM file with the public key.
     #[serde(default)]
     pub public_key: Option<PathBuf>,

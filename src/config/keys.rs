@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::secret::Secret;
 use super::ConfigError;
 
 /// What a check knows of a key's secret: the secret, `None` where it cannot be known
@@ -39,13 +40,13 @@ pub struct KeyConfig {
     pub name: String,
     /// The key written in the file. Prefer `env` so no secret sits in the file.
     #[serde(default)]
-    pub value: Option<String>,
+    pub value: Option<Secret>,
     /// The environment variable holding the key.
     #[serde(default)]
     pub env: Option<String>,
     /// The key used when `env` is unset or empty; a development default.
     #[serde(default)]
-    pub default: Option<String>,
+    pub default: Option<Secret>,
 }
 
 impl KeyConfig {
@@ -62,7 +63,7 @@ impl KeyConfig {
     /// The secret as written in the file (`value`), if it is: a [`SecretLookup`] that
     /// reads no environment, for checking a config on its own.
     pub fn written_secret(&self) -> Result<Option<String>, ConfigError> {
-        Ok(self.value.clone())
+        Ok(self.value.as_ref().map(|s| s.expose().to_string()))
     }
 }
 

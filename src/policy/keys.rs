@@ -41,9 +41,9 @@ impl ResolvedKey {
             .and_then(|var| std::env::var(var).ok())
             .filter(|v| !v.is_empty());
         let (secret, from_default) = match (&key.value, from_env, &key.default) {
-            (Some(v), _, _) => (v.clone(), false),
+            (Some(v), _, _) => (v.expose().to_string(), false),
             (None, Some(v), _) => (v, false),
-            (None, None, Some(d)) => (d.clone(), true),
+            (None, None, Some(d)) => (d.expose().to_string(), true),
             (None, None, None) => {
                 return Err(ConfigError::new(format!(
                     "key '{}': environment variable {} is not set and no default is given",
