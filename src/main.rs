@@ -12,7 +12,11 @@ const USAGE: &str = "usage: ssegate [--config PATH] [--check]
 
   --config PATH   the YAML configuration (default: gateway.yaml)
   --check         validate the configuration and exit (0 when valid)
+  --version       the version, and exit
   --help          this text";
+
+/// This build's version (from `Cargo.toml`).
+const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn main() -> ExitCode {
     let mut config_path = PathBuf::from("gateway.yaml");
@@ -27,6 +31,10 @@ fn main() -> ExitCode {
             "--check" => check_only = true,
             "--help" | "-h" => {
                 println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            "--version" | "-V" => {
+                println!("ssegate {VERSION}");
                 return ExitCode::SUCCESS;
             }
             other => return usage_error(&format!("unknown argument '{other}'")),
@@ -100,7 +108,7 @@ async fn run(config: Config, config_path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(config = %config_path.display(), "ssegate running");
+    tracing::info!(version = %VERSION, config = %config_path.display(), "ssegate running");
     loop {
         tokio::select! {
             _ = term.recv() => break,

@@ -196,3 +196,58 @@ async fn binary_serves_a_subscription_and_a_publish() {
     let status = child.0.wait().expect("reap ssegate");
     assert!(!status.success(), "killed, not exited: {status}");
 }
+
+/// `ssegate --version` prints the crate's version and exits 0; the start-up log line
+/// names it; and the LICENSE file is the license `Cargo.toml` declares.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_flag_startup_line_and_license() {
+    let version = env!("CARGO_PKG_VERSION");
+    let out = ssegate()
+        .arg("--version")
+        .output()
+        .expect("run ssegate --version");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("ssegate {version}")
+    );
+    let bin = Binary::start("").await;
+    eventually(
+        "the start-up line",
+        std::time::Duration::from_secs(20),
+        || {
+            let log = bin.log();
+            async move {
+                log.lines().any(|l| {
+                    l.contains("ssegate running") && l.contains(&format!("version={version}"))
+                })
+            }
+        },
+    )
+    .await;
+
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+            .expect("Cargo.toml");
+    assert!(
+        manifest
+            .lines()
+            .any(|l| l.trim() == "license = \"Apache-2.0\""),
+        "Cargo.toml declares Apache-2.0"
+    );
+    let license = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("LICENSE"))
+        .expect("a LICENSE file");
+    let words: Vec<&str> = license.split_whitespace().collect();
+    assert_eq!(
+        words[..5],
+        ["Apache", "License", "Version", "2.0,", "January"],
+        "the Apache License 2.0"
+    );
+    assert!(license.contains("TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION"));
+    assert!(license.contains("END OF TERMS AND CONDITIONS"));
+    assert!(
+        words.len() > 1500,
+        "the whole text, not a stub: {} words",
+        words.len()
+    );
+}
