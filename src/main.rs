@@ -48,14 +48,13 @@ fn main() -> ExitCode {
         }
     };
     if check_only {
-        // Certificates are part of a valid config: load them as start-up would.
-        for l in &config.listeners {
-            if let Some(tls) = l.tls.as_ref().filter(|t| t.cert.is_some()) {
-                if let Err(e) = ssegate::transport::tls::load(tls) {
-                    eprintln!("ssegate: invalid configuration: listener {}: {e}", l.name);
-                    return ExitCode::from(2);
-                }
-            }
+        // Everything start-up checks before it binds, on the same code.
+        if let Err(e) = Gateway::check(&config) {
+            eprintln!(
+                "ssegate: invalid configuration: {}: {e}",
+                config_path.display()
+            );
+            return ExitCode::from(2);
         }
         println!("{}: valid", config_path.display());
         return ExitCode::SUCCESS;

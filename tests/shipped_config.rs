@@ -251,3 +251,49 @@ async fn version_flag_startup_line_and_license() {
         words.len()
     );
 }
+
+/// `--check` refuses what start-up would refuse, naming the problem where it is: a JWT
+/// public key file that is missing, a log level that is no level (`tracing` would take
+/// `verbose` for a target and log nothing), and a bad duration at its own line, not
+/// its section's.
+#[test]
+fn check_catches_what_start_catches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing_key = dir.path().join("no-such-key.pem");
+    let cases = [
+        (
+            "missing-public-key.yaml",
+            format!(
+                "auth:\n  jwt_keys:\n    - name: rsa\n      algorithm: RS256\n      public_key: {}\n",
+                missing_key.display()
+            ),
+            "jwt key rsa: cannot read".to_string(),
+        ),
+        (
+            "log-level.yaml",
+            "log:\n  level: verbose\n".to_string(),
+            "log.level: 'verbose'".to_string(),
+        ),
+        (
+            "log-directive.yaml",
+            "log:\n  level: info,hyper\n".to_string(),
+            "log.level: 'info,hyper'".to_string(),
+        ),
+        (
+            "duration-line.yaml",
+            "sse:\n  retry_min: 2s\n  retry_max: 5s\n  heartbeat: 3 weeks\n".to_string(),
+            "at line 4".to_string(),
+        ),
+    ];
+    for (name, text, problem) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write config");
+        let (code, stdout, stderr) = check(&path);
+        assert_eq!(code, Some(2), "{name}: stdout {stdout:?} stderr {stderr:?}");
+        assert!(
+            stderr.contains("invalid configuration") && stderr.contains(&problem),
+            "{name}: stderr should name {problem:?}: {stderr}"
+        );
+        assert!(stderr.contains(name), "{name}: names the file: {stderr}");
+    }
+}

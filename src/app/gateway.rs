@@ -18,8 +18,6 @@ use crate::http::shared::Shared;
 use crate::hub::{HistoryBounds, HistoryOverride, HistoryPolicy, Hub};
 use crate::observe::metrics::Metrics;
 use crate::policy::admission::ConnectionLimiter;
-use crate::policy::jwt::Verifier;
-use crate::policy::keys::ResolvedKey;
 use crate::policy::secrets::Secrets;
 use crate::transport::accept::{AcceptContext, BoundListener, SharedAcceptor};
 use crate::transport::tls;
@@ -76,31 +74,6 @@ pub struct Gateway {
     shutdown: watch::Sender<bool>,
 }
 
-/// What the config's keys resolve to (reads environment variables and key files).
-fn resolve_secrets(config: &Config) -> Result<Secrets, StartError> {
-    let resolve = |keys: &[crate::config::KeyConfig]| {
-        keys.iter()
-            .map(|k| ResolvedKey::resolve(k).map_err(|e| StartError(e.to_string())))
-            .collect::<Result<Vec<_>, _>>()
-    };
-    let jwt_secrets: Vec<_> = config
-        .auth
-        .jwt_keys
-        .iter()
-        .filter(|k| k.algorithm.is_hmac())
-        .map(|k| k.secret())
-        .collect();
-    Ok(Secrets {
-        publish: resolve(&config.publish.keys)?,
-        admin: resolve(&config.admin.keys)?,
-        verifier: Verifier::from_config(&config.auth).map_err(StartError)?,
-        jwt_from_default: resolve(&jwt_secrets)?
-            .into_iter()
-            .filter(|k| k.from_default)
-            .collect(),
-    })
-}
-
 /// The hub's history bounds from the configuration: the `history` section as the
 /// defaults, each channel rule's `max_*` fields as an override for its pattern.
 fn history_policy(config: &Config) -> HistoryPolicy {
@@ -136,10 +109,25 @@ pub fn raise_open_files_limit() -> (u64, u64) {
 }
 
 impl Gateway {
+    /// What `ssegate --check` runs: every check [`Gateway::start`] makes before it
+    /// binds, on the same code: the config with its secrets resolved, the token
+    /// verifier with its key files, and each configured certificate loaded.
+    pub fn check(config: &Config) -> Result<(), StartError> {
+        Secrets::resolve(config).map_err(|e| StartError(e.to_string()))?;
+        for l in &config.listeners {
+            // A listener without a certificate gets a self-signed one at start: nothing
+            // to load, and no reason to make one here.
+            if let Some(tls_config) = l.tls.as_ref().filter(|t| t.cert.is_some()) {
+                tls::load(tls_config)
+                    .map_err(|e| StartError(format!("listener {}: {e}", l.name)))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Binds every listener and starts serving on the current tokio runtime.
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
-        crate::policy::secrets::validate(&config).map_err(|e| StartError(e.to_string()))?;
-        let secrets = resolve_secrets(&config)?;
+        let secrets = Secrets::resolve(&config).map_err(|e| StartError(e.to_string()))?;
         let epoch = fastrand::u32(..);
         let hub = Arc::new(Hub::new(
             epoch,
@@ -247,8 +235,7 @@ impl Gateway {
     /// publish keys, limits, SSE and slow-client settings. Listener addresses and
     /// history bounds are fixed at start; a change there is logged and ignored.
     pub fn reload(&self, config: Config) -> Result<(), StartError> {
-        crate::policy::secrets::validate(&config).map_err(|e| StartError(e.to_string()))?;
-        let secrets = resolve_secrets(&config)?;
+        let secrets = Secrets::resolve(&config).map_err(|e| StartError(e.to_string()))?;
         let live = self.shared.live();
         let old = &live.config;
         if old.listeners.len() != config.listeners.len()

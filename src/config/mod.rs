@@ -186,6 +186,7 @@ impl Config {
         self.limits.validate()?;
         self.slow_clients.validate()?;
         self.keepalive.validate()?;
+        self.log.validate()?;
         Ok(())
     }
 }

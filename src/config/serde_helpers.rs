@@ -2,9 +2,11 @@
 
 /// Durations written as text: `250ms`, `25s`, `10m`, `1h` (a bare number is seconds).
 pub mod duration_text {
+    use std::fmt;
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
 
     /// Parses `250ms`, `25s`, `10m`, `1h`, `2d` or a bare number of seconds.
     pub fn parse(text: &str) -> Result<Duration, String> {
@@ -50,17 +52,36 @@ pub mod duration_text {
         s.serialize_str(&format(*d))
     }
 
-    /// serde: reads a duration from text or a number of seconds.
+    /// serde: reads a duration from text or a number of seconds. A visitor, not an
+    /// untagged enum: the enum buffers the value first, and its error then carries the
+    /// position of the enclosing section instead of the duration's own line.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Text {
-            S(String),
-            N(f64),
+        d.deserialize_any(DurationVisitor)
+    }
+
+    struct DurationVisitor;
+
+    impl Visitor<'_> for DurationVisitor {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a duration like 500ms, 25s, 10m or 1h, or a number of seconds")
         }
-        match Text::deserialize(d)? {
-            Text::S(s) => parse(&s).map_err(serde::de::Error::custom),
-            Text::N(n) => parse(&n.to_string()).map_err(serde::de::Error::custom),
+
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Duration, E> {
+            parse(s).map_err(E::custom)
+        }
+
+        fn visit_f64<E: de::Error>(self, n: f64) -> Result<Duration, E> {
+            parse(&n.to_string()).map_err(E::custom)
+        }
+
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Duration, E> {
+            parse(&n.to_string()).map_err(E::custom)
+        }
+
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Duration, E> {
+            parse(&n.to_string()).map_err(E::custom)
         }
     }
 }

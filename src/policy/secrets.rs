@@ -19,6 +19,36 @@ pub struct Secrets {
     pub jwt_from_default: Vec<ResolvedKey>,
 }
 
+impl Secrets {
+    /// Checks `config` with every secret resolved ([`validate`]), then resolves the
+    /// keys and builds the token verifier (reading its public key files): everything
+    /// start-up, reload and `ssegate --check` need before anything is bound.
+    pub fn resolve(config: &Config) -> Result<Secrets, ConfigError> {
+        validate(config)?;
+        let resolve = |keys: &[KeyConfig]| {
+            keys.iter()
+                .map(ResolvedKey::resolve)
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let jwt_secrets: Vec<_> = config
+            .auth
+            .jwt_keys
+            .iter()
+            .filter(|k| k.algorithm.is_hmac())
+            .map(|k| k.secret())
+            .collect();
+        Ok(Secrets {
+            publish: resolve(&config.publish.keys)?,
+            admin: resolve(&config.admin.keys)?,
+            verifier: Verifier::from_config(&config.auth).map_err(ConfigError::new)?,
+            jwt_from_default: resolve(&jwt_secrets)?
+                .into_iter()
+                .filter(|k| k.from_default)
+                .collect(),
+        })
+    }
+}
+
 /// The secret of `key` as resolved from the file or the environment: the
 /// [`SecretLookup`](crate::config::SecretLookup) that start-up, reload and
 /// `ssegate --check` validate a config with (`Config::from_file_with`).
