@@ -297,3 +297,105 @@ fn check_catches_what_start_catches() {
         assert!(stderr.contains(name), "{name}: names the file: {stderr}");
     }
 }
+
+/// The documented development keys on a listener reachable beyond loopback: `--check`
+/// and start-up both refuse, naming the keys and the ways out; real keys from the
+/// environment, or the explicit demo opt-in, make the same file start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_keys_on_a_public_address_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let public = "listeners:\n  - name: open\n    address: 0.0.0.0:0\n";
+    let path = dir.path().join("public.yaml");
+    std::fs::write(&path, public).expect("write config");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = ssegate();
+        cmd.env_remove("SSEGATE_ADMIN_KEY")
+            .env_remove("SSEGATE_JWT_SECRET")
+            .args(args)
+            .arg("--config")
+            .arg(&path);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd
+    };
+    let out = run(&["--check"], &[]).output().expect("run --check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for needle in [
+        "listener open binds 0.0.0.0:0",
+        "publish key 'default', admin key 'default', JWT key 'default' are a development default",
+        "SSEGATE_PUBLISH_KEY",
+        "auth.allow_dev_keys_on_public_address: true",
+    ] {
+        assert!(
+            stderr.contains(needle),
+            "--check names {needle:?}: {stderr}"
+        );
+    }
+    // Start-up refuses the same file (bounded: it exits at once).
+    let mut child = Running(
+        run(&[], &[])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ssegate"),
+    );
+    let mut exited = None;
+    for _ in 0..400 {
+        if let Some(status) = child.0.try_wait().expect("child status") {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let status = exited.expect("ssegate refused to start and exited");
+    assert!(!status.success(), "{status}");
+    let mut stderr = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        stderr.contains("auth.allow_dev_keys_on_public_address"),
+        "{stderr}"
+    );
+    // Real keys, or a single remaining dev key named alone.
+    let real = [
+        ("SSEGATE_PUBLISH_KEY", "a-real-publish-key"),
+        ("SSEGATE_ADMIN_KEY", "a-real-admin-key"),
+        ("SSEGATE_JWT_SECRET", "a-real-jwt-secret-0123456789"),
+    ];
+    let out = run(&["--check"], &real).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = run(&["--check"], &real[..2]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("while JWT key 'default' is a development default"),
+        "{stderr}"
+    );
+    // A shipped development secret set through the environment is just as public.
+    let out = run(
+        &["--check"],
+        &[
+            real[0],
+            real[1],
+            ("SSEGATE_JWT_SECRET", "dev-jwt-secret-change-me"),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    // The demo opt-in.
+    std::fs::write(
+        &path,
+        format!("{public}auth:\n  allow_dev_keys_on_public_address: true\n"),
+    )
+    .unwrap();
+    let out = run(&["--check"], &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}

@@ -32,6 +32,10 @@ pub struct AuthConfig {
     pub token_query_parameter: String,
     /// A cookie a subscriber may carry its token in; null: none.
     pub cookie: Option<String>,
+    /// Start even when a listener is reachable beyond loopback while a publish, admin
+    /// or JWT key is a development default (publicly known): for a demo only. Off, the
+    /// gateway and `--check` refuse such a config.
+    pub allow_dev_keys_on_public_address: bool,
 }
 
 impl Default for AuthConfig {
@@ -52,6 +56,7 @@ impl Default for AuthConfig {
             leeway: Duration::from_secs(30),
             token_query_parameter: "token".into(),
             cookie: None,
+            allow_dev_keys_on_public_address: false,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! What a config's keys resolve to: the publish and admin secrets and the token
 //! verifier, and the config checked with every secret as the environment gives it.
 
-use crate::config::{Config, ConfigError, KeyConfig};
+use crate::config::{
+    Config, ConfigError, KeyConfig, DEV_ADMIN_KEY, DEV_JWT_SECRET, DEV_PUBLISH_KEY,
+};
 use crate::policy::jwt::Verifier;
 use crate::policy::keys::ResolvedKey;
 
@@ -37,16 +39,68 @@ impl Secrets {
             .filter(|k| k.algorithm.is_hmac())
             .map(|k| k.secret())
             .collect();
+        let publish = resolve(&config.publish.keys)?;
+        let admin = resolve(&config.admin.keys)?;
+        let jwt = resolve(&jwt_secrets)?;
+        refuse_public_dev_keys(
+            config,
+            &[("publish", &publish), ("admin", &admin), ("JWT", &jwt)],
+        )?;
         Ok(Secrets {
-            publish: resolve(&config.publish.keys)?,
-            admin: resolve(&config.admin.keys)?,
+            publish,
+            admin,
             verifier: Verifier::from_config(&config.auth).map_err(ConfigError::new)?,
-            jwt_from_default: resolve(&jwt_secrets)?
-                .into_iter()
-                .filter(|k| k.from_default)
-                .collect(),
+            jwt_from_default: jwt.into_iter().filter(|k| k.from_default).collect(),
         })
     }
+}
+
+/// True for a key anyone can know: its secret came from the config's development
+/// `default` (its variable is unset), or it is one of the shipped development secrets
+/// however it was set.
+fn is_dev_key(key: &ResolvedKey) -> bool {
+    key.from_default
+        || [DEV_PUBLISH_KEY, DEV_ADMIN_KEY, DEV_JWT_SECRET].contains(&key.secret.as_str())
+}
+
+/// Refuses a config in which a listener is reachable beyond loopback (`0.0.0.0`, a
+/// public or private address) while a key is a development key, unless
+/// `auth.allow_dev_keys_on_public_address` opts in.
+fn refuse_public_dev_keys(
+    config: &Config,
+    roles: &[(&str, &Vec<ResolvedKey>)],
+) -> Result<(), ConfigError> {
+    if config.auth.allow_dev_keys_on_public_address {
+        return Ok(());
+    }
+    let Some(listener) = config
+        .listeners
+        .iter()
+        .find(|l| !l.address.ip().is_loopback())
+    else {
+        return Ok(());
+    };
+    let dev: Vec<String> = roles
+        .iter()
+        .flat_map(|(role, keys)| {
+            keys.iter()
+                .filter(|k| is_dev_key(k))
+                .map(move |k| format!("{role} key '{}'", k.name))
+        })
+        .collect();
+    if dev.is_empty() {
+        return Ok(());
+    }
+    Err(ConfigError::new(format!(
+        "listener {} binds {}, reachable beyond loopback, while {} {} a development \
+         default that anyone can read in the docs: set real keys (SSEGATE_PUBLISH_KEY, \
+         SSEGATE_ADMIN_KEY, SSEGATE_JWT_SECRET, or each key's env or value), bind \
+         127.0.0.1, or, for a demo only, set auth.allow_dev_keys_on_public_address: true",
+        listener.name,
+        listener.address,
+        dev.join(", "),
+        if dev.len() == 1 { "is" } else { "are" },
+    )))
 }
 
 /// The secret of `key` as resolved from the file or the environment: the
