@@ -540,7 +540,7 @@ async fn invalid_publisher_tokens_are_401() {
                 SECRET,
                 &json!({"sub": "bot", "exp": now() - 120, "ssegate": {"publish": ["chat:*"]}}),
             )),
-            "token_invalid",
+            "token_expired",
             "token_expired",
         ),
         (
@@ -730,4 +730,147 @@ async fn sub_in_a_grant_matches_nothing_without_a_subject() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text());
+}
+
+/// A browser sends its cookie with every request, stale or not: a cookie token that
+/// fails verification does not block a public channel, while a channel that needs a
+/// token answers with the cookie token's own failure (`token_expired` told apart).
+/// A bad token in the header or the query parameter is still a 401 on any channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_cookie_does_not_block_a_public_channel() {
+    let gw = gateway().await;
+    let expired = hs256(SECRET, &json!({"sub": "42", "exp": now() - 120}));
+    let stale = format!("ssegate_token={expired}");
+    for http in [Http::H1, Http::H2] {
+        for cookie in [stale.as_str(), "ssegate_token=garbage"] {
+            let mut stream = open_ok(&gw, http, "/events/news", &[("cookie", cookie)]).await;
+            let id = gw.publish_text("news", "for everyone").await;
+            assert_eq!(
+                stream.next_event().await.triple(),
+                (id, None, "for everyone".into()),
+                "{http:?} {cookie}"
+            );
+        }
+        open_refused(
+            &gw,
+            http,
+            "/events/user:42",
+            &[("cookie", &stale)],
+            StatusCode::UNAUTHORIZED,
+            "token_expired",
+        )
+        .await;
+        // Public and private together: the private one needs the token that failed.
+        open_refused(
+            &gw,
+            http,
+            "/events/news?channel=user:42",
+            &[("cookie", "ssegate_token=garbage")],
+            StatusCode::UNAUTHORIZED,
+            "token_invalid",
+        )
+        .await;
+        let header = bearer(&expired);
+        open_refused(
+            &gw,
+            http,
+            "/events/news",
+            &[("authorization", &header)],
+            StatusCode::UNAUTHORIZED,
+            "token_expired",
+        )
+        .await;
+        open_refused(
+            &gw,
+            http,
+            &format!("/events/news?token={expired}"),
+            &[],
+            StatusCode::UNAUTHORIZED,
+            "token_expired",
+        )
+        .await;
+    }
+}
+
+/// Errors answered before a stream are logged, one line each with the status, the
+/// code and the auth kind, never the token, the key or the URL; through the same
+/// budget as the stream lines (a budget of 0 logs none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_logged_within_the_budget_without_secrets() {
+    const QUERY_TOKEN: &str = "query-token-that-must-not-be-logged";
+    const BAD_KEY: &str = "publish-key-that-must-not-be-logged";
+    let refuse_some = |bin: &Binary| {
+        let endpoint = bin.endpoint();
+        async move {
+            let mut conn = Conn::open(&endpoint, Http::H1).await;
+            let reply = conn.get_stream("/events/user:42", &[]).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+            let mut conn = Conn::open(&endpoint, Http::H1).await;
+            let path = format!("/events/news?token={QUERY_TOKEN}");
+            let reply = conn.get_stream(&path, &[]).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+            let mut conn = Conn::open(&endpoint, Http::H1).await;
+            let reply = conn.get_stream("/events/bad%20name", &[]).await;
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+            let reply = publish_to(&endpoint, &format!("Bearer {BAD_KEY}")).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        }
+    };
+    let bin = Binary::start("log:\n  level: info\n").await;
+    refuse_some(&bin).await;
+    let expected = [
+        ("status=401", "code=\"token_missing\""),
+        ("status=401", "code=\"token_invalid\""),
+        ("status=400", "code=\"channel_invalid\""),
+        ("status=401", "code=\"publish_key_invalid\""),
+    ];
+    eventually(
+        "four refusal lines",
+        std::time::Duration::from_secs(20),
+        || {
+            let log = bin.log();
+            async move { log.matches("request refused").count() >= expected.len() }
+        },
+    )
+    .await;
+    let log = bin.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("request refused"))
+        .collect();
+    for (status, code) in expected {
+        assert!(
+            lines.iter().any(|l| l.contains(status) && l.contains(code)),
+            "a line with {status} {code}: {lines:#?}"
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("kind=\"token_malformed\"")),
+        "{lines:#?}"
+    );
+    for secret in [QUERY_TOKEN, BAD_KEY, "token=", "/events"] {
+        assert!(!log.contains(secret), "{secret} is in the log: {log}");
+    }
+
+    // No budget, no lines: the refusals are answered and counted all the same.
+    let quiet = Binary::start("log:\n  level: info\n  max_connection_lines_per_second: 0\n").await;
+    refuse_some(&quiet).await;
+    let text = quiet.metrics().await;
+    assert_eq!(auth_failures(&text, "token_missing"), 1.0, "{text}");
+    assert!(!quiet.log().contains("request refused"), "{}", quiet.log());
+}
+
+/// `POST /publish` of one small event with `authorization`, on a fresh connection.
+async fn publish_to(endpoint: &Endpoint, authorization: &str) -> Reply {
+    let mut conn = Conn::open(endpoint, Http::H1).await;
+    conn.request(
+        http::Method::POST,
+        "/publish",
+        &[
+            ("authorization", authorization),
+            ("content-type", "application/json"),
+        ],
+        json!({"channel": "news", "data": "x"}).to_string().into(),
+    )
+    .await
 }

@@ -6,8 +6,11 @@ use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::{Either, Full};
 
+use std::net::SocketAddr;
+
+use crate::http::shared::Shared;
 use crate::model::error::ApiError;
-use crate::observe::metrics::Metrics;
+use crate::observe::refusal_log::log_refusal;
 use crate::stream::SseBody;
 
 /// Every response body: a whole one, or an event stream.
@@ -24,9 +27,11 @@ pub fn json(status: StatusCode, body: String) -> Response<ResponseBody> {
     response
 }
 
-/// The answer to an error, counted in the metrics by fault, code, refusal and auth
-/// failure.
-pub fn error_response(metrics: &Metrics, e: ApiError) -> Response<ResponseBody> {
+/// The answer to an error from `peer`, counted in the metrics by fault, code, refusal
+/// and auth failure, and logged within the log-line budget.
+pub fn error_response(shared: &Shared, peer: SocketAddr, e: ApiError) -> Response<ResponseBody> {
+    log_refusal(&shared.log_budget, peer, &e);
+    let metrics = &shared.metrics;
     metrics
         .request_errors_total
         .with_label_values(&[e.fault().as_str(), e.code()])

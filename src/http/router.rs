@@ -27,12 +27,12 @@ pub async fn handle(
     let live = shared.live();
     let passed = match gate::enter(&conn, &live, req.headers()) {
         Ok(passed) => passed,
-        Err(e) => return Ok(error_response(&shared.metrics, e)),
+        Err(e) => return Ok(error_response(&shared, conn.peer, e)),
     };
     let is_options = req.method() == Method::OPTIONS;
     let mut response = route(&shared, &live, &conn, req)
         .await
-        .unwrap_or_else(|e| error_response(&shared.metrics, e));
+        .unwrap_or_else(|e| error_response(&shared, conn.peer, e));
     // A preflight's own answer carries its CORS headers already.
     let is_preflight_answer = is_options && response.status() == StatusCode::NO_CONTENT;
     if !is_preflight_answer {

@@ -29,6 +29,9 @@ pub struct SubscribeRequest {
     pub channels: Vec<Arc<str>>,
     /// The token the subscriber sent, not yet verified.
     pub token: Option<String>,
+    /// True when the token came from the cookie: a browser sends a stale one on every
+    /// request, so it is ignored where no token is needed.
+    pub token_from_cookie: bool,
     /// Where the subscription starts (`Last-Event-ID`).
     pub resume: ResumeFrom,
     /// `h1` or `h2`: the `proto` label of the stream's metrics.
@@ -103,9 +106,14 @@ pub fn parse(
             None => ResumeFrom::Unparseable,
         },
     };
+    let (token, token_from_cookie) = match subscriber_token(config, uri, headers) {
+        Some((token, from_cookie)) => (Some(token), from_cookie),
+        None => (None, false),
+    };
     Ok(SubscribeRequest {
         channels,
-        token: subscriber_token(config, uri, headers),
+        token,
+        token_from_cookie,
         resume,
         proto: if version == Version::HTTP_2 {
             "h2"
@@ -116,18 +124,18 @@ pub fn parse(
 }
 
 /// The token a subscriber sent: `Authorization: Bearer`, the token query parameter,
-/// or the configured cookie, in that order.
-fn subscriber_token(config: &Config, uri: &Uri, headers: &HeaderMap) -> Option<String> {
+/// or the configured cookie, in that order; true when it is the cookie.
+fn subscriber_token(config: &Config, uri: &Uri, headers: &HeaderMap) -> Option<(String, bool)> {
     if let Some(bearer) = keys::bearer(headers) {
-        return Some(bearer.to_string());
+        return Some((bearer.to_string(), false));
     }
     let from_query = uri.query().and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| *k == *config.auth.token_query_parameter)
             .map(|(_, v)| v.into_owned())
     });
-    if from_query.is_some() {
-        return from_query;
+    if let Some(token) = from_query {
+        return Some((token, false));
     }
     let name = config.auth.cookie.as_deref()?;
     headers
@@ -137,7 +145,7 @@ fn subscriber_token(config: &Config, uri: &Uri, headers: &HeaderMap) -> Option<S
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
+        .map(|(_, v)| (v.to_string(), true))
 }
 
 /// What [`check`] allowed: the verified claims, and the stream's place on its
@@ -153,18 +161,41 @@ pub struct Allowed {
 /// The policy step: verifies the token, checks every channel against the channel
 /// rules, and counts the stream on its connection (429 past
 /// `limits.max_streams_per_connection`).
+///
+/// A token sent in the header or the query parameter that fails verification is a
+/// 401, whatever the channels. One from the cookie is the browser's, sent with every
+/// request and possibly stale: it is ignored while no channel needs a token, and its
+/// failure is the answer when one does.
 pub fn check(
     live: &Live,
     conn: &Arc<ConnState>,
     request: &SubscribeRequest,
 ) -> Result<Allowed, ApiError> {
     let config = &live.config;
+    let mut cookie_failure = None;
     let claims = match &request.token {
-        Some(token) => Some(live.verifier.verify(token)?),
+        Some(token) => match live.verifier.verify(token) {
+            Ok(claims) => Some(claims),
+            Err(e) if request.token_from_cookie => {
+                cookie_failure = Some(e);
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
         None => None,
     };
     for channel in &request.channels {
-        access::may_subscribe(config, claims.as_ref(), channel)?;
+        match access::may_subscribe(config, claims.as_ref(), channel) {
+            Ok(()) => {}
+            // The channel needs a token and the cookie's failed: say why it failed.
+            Err(access::Denied::TokenNeeded(channel)) => {
+                return Err(match cookie_failure {
+                    Some(e) => e.into(),
+                    None => access::Denied::TokenNeeded(channel).into(),
+                });
+            }
+            Err(denied) => return Err(denied.into()),
+        }
     }
     // Count the stream on its connection first: an HTTP/2 client opening streams in
     // parallel cannot slip past the cap. The slot uncounts it whenever it is dropped.
@@ -364,13 +395,14 @@ mod tests {
         let q = "/events/a?token=from-query";
         let cookie = ("cookie", "x=1; sse_token=from-cookie");
         let bearer = ("authorization", "Bearer from-header");
-        let token = |t: &str, h: &[(&str, &str)]| parse_at(t, h).unwrap().token;
-        assert_eq!(token(q, &[bearer, cookie]).as_deref(), Some("from-header"));
-        assert_eq!(token(q, &[cookie]).as_deref(), Some("from-query"));
-        assert_eq!(
-            token("/events/a", &[cookie]).as_deref(),
-            Some("from-cookie")
-        );
+        let token = |t: &str, h: &[(&str, &str)]| {
+            let r = parse_at(t, h).unwrap();
+            r.token.map(|token| (token, r.token_from_cookie))
+        };
+        let got = |token: &str, cookie: bool| Some((token.to_string(), cookie));
+        assert_eq!(token(q, &[bearer, cookie]), got("from-header", false));
+        assert_eq!(token(q, &[cookie]), got("from-query", false));
+        assert_eq!(token("/events/a", &[cookie]), got("from-cookie", true));
         assert_eq!(token("/events/a", &[]), None);
     }
 }

@@ -235,13 +235,13 @@ mod tests {
 
     #[test]
     fn auth_failures_set_status_code_and_kind_together() {
-        let e = ApiError::auth(AuthFailure::TokenExpired, "the token is not valid");
+        let e = ApiError::auth(AuthFailure::TokenBadSignature, "the token is not valid");
         assert_eq!(
             (e.status(), e.code(), e.auth_failure()),
             (
                 StatusCode::UNAUTHORIZED,
                 "token_invalid",
-                Some(AuthFailure::TokenExpired)
+                Some(AuthFailure::TokenBadSignature)
             )
         );
         let e = ApiError::auth(AuthFailure::ChannelForbidden, "no");

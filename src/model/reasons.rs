@@ -134,8 +134,9 @@ impl RefusalReason {
 }
 
 /// Why authentication or authorization failed; the `kind` label of
-/// `ssegate_auth_failures_total`. More precise than what the client is told: every
-/// `Token*` kind is answered with the one code `token_invalid`.
+/// `ssegate_auth_failures_total`. More precise than what the client is told: an
+/// expired token is `token_expired` (the client should fetch a new one), every other
+/// way a token is wrong is the one code `token_invalid`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {
     /// `POST /publish` without a key or token.
@@ -208,13 +209,14 @@ impl AuthFailure {
     }
 
     /// The error code the client is told: the kind itself, except that every way a
-    /// token can be wrong is just `token_invalid`.
+    /// token can be wrong but expiry is just `token_invalid` (which key, which check:
+    /// not the client's business). Expiry is told apart: the client's remedy is a new
+    /// token, not a bug hunt.
     pub fn code(self) -> &'static str {
         match self {
             AuthFailure::TokenMalformed
             | AuthFailure::TokenUnknownKey
             | AuthFailure::TokenBadSignature
-            | AuthFailure::TokenExpired
             | AuthFailure::TokenNotYetValid
             | AuthFailure::TokenWrongAudience
             | AuthFailure::TokenWrongIssuer => "token_invalid",
@@ -239,9 +241,10 @@ mod tests {
     }
 
     #[test]
-    fn token_kinds_are_told_as_token_invalid() {
-        assert_eq!(AuthFailure::TokenExpired.code(), "token_invalid");
-        assert_eq!(AuthFailure::TokenExpired.as_str(), "token_expired");
+    fn token_kinds_are_told_as_token_invalid_but_expiry() {
+        assert_eq!(AuthFailure::TokenExpired.code(), "token_expired");
+        assert_eq!(AuthFailure::TokenBadSignature.code(), "token_invalid");
+        assert_eq!(AuthFailure::TokenNotYetValid.code(), "token_invalid");
         assert_eq!(AuthFailure::TokenMissing.code(), "token_missing");
         assert_eq!(AuthFailure::PublishKeyInvalid.code(), "publish_key_invalid");
     }

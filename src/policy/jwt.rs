@@ -47,8 +47,8 @@ struct Grants {
     publish: Vec<String>,
 }
 
-/// Why a token was refused; the metric label says which, the client only hears that
-/// the token is not valid.
+/// Why a token was refused; the metric label says which, the client hears that the
+/// token expired or else only that it is not valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenError {
     /// Not a JWT at all, an unknown / disallowed algorithm (`none`), or claims that
@@ -84,10 +84,15 @@ impl TokenError {
     }
 }
 
-/// A refused token is answered 401 `token_invalid` and counted by its kind.
+/// A refused token is answered 401 (`token_expired`, or `token_invalid` for every other
+/// kind) and counted by its kind.
 impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> ApiError {
-        ApiError::auth(e.kind(), "the token is not valid")
+        let message = match e {
+            TokenError::Expired => "the token has expired",
+            _ => "the token is not valid",
+        };
+        ApiError::auth(e.kind(), message)
     }
 }
 

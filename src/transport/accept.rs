@@ -20,7 +20,9 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::{Config, Routes};
 use crate::http;
 use crate::http::shared::{Live, Shared};
+use crate::model::error::ApiError;
 use crate::model::reasons::RefusalReason;
+use crate::observe::refusal_log::log_refusal;
 use crate::policy::admission::{ConnectionLimiter, Permit, Refusal};
 use crate::stream::connection::ConnState;
 use crate::transport::guarded_io::{GuardedIo, Prefixed};
@@ -150,6 +152,11 @@ fn connection(
     }
     if let Some(refusal) = refusal {
         metrics.refused(refusal.reason());
+        log_refusal(
+            &context.shared.log_budget,
+            peer,
+            &ApiError::refused(refusal.reason(), "", None),
+        );
         if context.limiter.open() > max_total + REFUSAL_SLACK {
             return; // closing is all we can afford
         }

@@ -175,18 +175,18 @@ pub async fn prepare<S: AsyncWrite + Unpin>(
             "pipelining_refused",
             "requests pipelined behind an event stream cannot be answered; send them on another connection",
         );
-        let _ = write_whole(io, error_response(&shared.metrics, refusal), false).await;
+        let _ = write_whole(io, error_response(shared, conn.peer, refusal), false).await;
         return Prepared::Answered(After::Close);
     }
     let passed = match passed {
         Ok(passed) => passed,
-        Err(e) => return answer(write_whole(io, error_response(&shared.metrics, e), true).await),
+        Err(e) => return answer(write_whole(io, error_response(shared, conn.peer, e), true).await),
     };
     let subscribed = subscribe(shared, &live, conn, &uri, &headers, Version::HTTP_11);
     drop((uri, headers));
     let mut response = match subscribed {
         Ok(response) => response.map(Either::Right),
-        Err(e) => error_response(&shared.metrics, e),
+        Err(e) => error_response(shared, conn.peer, e),
     };
     passed.finish(&live, &mut response);
     let (parts, body) = response.into_parts();
