@@ -125,6 +125,49 @@ async fn per_ip_cap_refuses_with_429_while_other_addresses_are_served() {
     assert_eq!(b.next_event().await.id, Some(id));
 }
 
+/// Refused connections take no place in the total: one address far over its per-IP
+/// cap, holding its refused connections open without a word (each waits for a request
+/// to refuse), cannot make another address be refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_over_a_per_ip_cap_take_no_place_from_other_addresses() {
+    let gw = start_with(|c| {
+        c.limits.max_connections = Some(6);
+        c.limits.max_connections_per_ip = Some(2);
+    })
+    .await;
+    let _a = gw.subscribe("/events/alive").await;
+    let _b = gw.subscribe("/events/alive").await;
+    // Refusals of any kind so far (before the fix, those past the total were `max_connections`).
+    let refused = || {
+        let counter = &gw.gateway.shared.metrics.refusals_total;
+        ["max_connections_per_ip", "max_connections"]
+            .map(|reason| counter.with_label_values(&[reason]).get())
+            .iter()
+            .sum::<u64>()
+    };
+    // 20 more from 127.0.0.1, three times the total cap: all refused, all held open.
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(connect_from(LOCALHOST, gw.plain_addr).await);
+    }
+    eventually("20 refusals counted", STEP_TIMEOUT, || async {
+        refused() == 20
+    })
+    .await;
+
+    // Another address still gets a place: a stream and a publish.
+    let id = assert_still_serving(&gw, OTHER, THIRD).await;
+    assert!(!id.is_empty());
+    let metrics = metrics_from(&gw, THIRD).await;
+    assert_eq!(refusals(&metrics, "max_connections"), 0.0, "{metrics}");
+    assert_eq!(
+        refusals(&metrics, "max_connections_per_ip"),
+        20.0,
+        "{metrics}"
+    );
+    drop(silent);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn total_cap_refuses_with_503_and_frees_places() {
     let gw = start_with(|c| c.limits.max_connections = Some(4)).await;

@@ -21,21 +21,26 @@ use crate::config::{Config, Routes};
 use crate::http;
 use crate::http::shared::{Live, Shared};
 use crate::model::reasons::RefusalReason;
-use crate::policy::admission::{ConnectionLimiter, Permit, Refusal};
+use crate::policy::admission::{ConnectionLimiter, Permit, Refusal, RefusalSlot, REFUSAL_BUDGET};
 use crate::stream::connection::ConnState;
 use crate::transport::guarded_io::{GuardedIo, Prefixed};
 use crate::transport::plain_h1::{self, After, Head, Prepared};
 use crate::transport::pushed_stream;
 
-/// Connections beyond the cap that are still answered (503/429) rather than closed
-/// at once; past this many, a refused socket is closed without a word.
-pub const REFUSAL_SLACK: usize = 256;
-
 /// Pending connections the kernel may queue per listener.
 pub const LISTEN_BACKLOG: u32 = 4096;
 
-/// How long a refused connection may take to receive its answer.
+/// How long a refused connection may take to receive its answer (TLS handshake included).
 pub const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a connection holds while it is served: a place in the caps (admitted) or a
+/// place in the refusal budget (being answered 429/503).
+enum Holds {
+    /// Admitted.
+    Place(#[allow(dead_code)] Permit),
+    /// Refused, being answered.
+    Refusal(#[allow(dead_code)] RefusalSlot),
+}
 
 /// A TLS acceptor that SIGHUP can replace (new certificate) under running connections.
 pub type SharedAcceptor = Arc<RwLock<TlsAcceptor>>;
@@ -132,11 +137,11 @@ fn connection(
         .limits
         .max_connections
         .unwrap_or(context.default_max_connections);
-    let (permit, mut refusal) =
+    let mut admitted =
         context
             .limiter
             .admit(peer.ip(), max_total, config.limits.max_connections_per_ip);
-    if let (None, Some(rate)) = (refusal, config.rate_limits.connections_per_second) {
+    if let (Ok(_), Some(rate)) = (&admitted, config.rate_limits.connections_per_second) {
         let burst = config.rate_limits.connection_burst;
         let now = std::time::Instant::now();
         if context
@@ -145,15 +150,21 @@ fn connection(
             .take(&peer.ip(), rate, burst, now)
             .is_err()
         {
-            refusal = Some(Refusal::Rate);
+            admitted = Err(Refusal::Rate); // drops the permit: its place goes back
         }
     }
-    if let Some(refusal) = refusal {
-        metrics.refused(refusal.reason());
-        if context.limiter.open() > max_total + REFUSAL_SLACK {
-            return; // closing is all we can afford
+    // A refused connection holds no place in the caps: it is answered out of the
+    // separate refusal budget, or closed at once when that is spent.
+    let (permit, refusal) = match admitted {
+        Ok(permit) => (Holds::Place(permit), None),
+        Err(refusal) => {
+            metrics.refused(refusal.reason());
+            match context.limiter.refusal_slot(REFUSAL_BUDGET) {
+                Some(slot) => (Holds::Refusal(slot), Some(refusal)),
+                None => return, // closing is all we can afford
+            }
         }
-    }
+    };
     configure_socket(&stream, config);
     let conn = ConnState::new(peer, tls.is_some(), routes);
     let mut first_request_within = config.limits.header_read_timeout;
@@ -167,19 +178,28 @@ fn connection(
         first_request_within,
     );
     match tls {
-        None if refusal.is_none() => {
-            tokio::spawn(serve_plain(io, conn, live, context, permit));
-        }
-        None => {
-            tokio::spawn(Box::pin(async move {
-                let _permit = permit;
-                serve(io, conn, refusal, &live.config, context).await
-            }));
-        }
+        None => match permit {
+            Holds::Place(permit) => {
+                tokio::spawn(serve_plain(io, conn, live, context, permit));
+            }
+            refusing => {
+                tokio::spawn(Box::pin(async move {
+                    let _refusing = refusing;
+                    serve(io, conn, refusal, &live.config, context).await
+                }));
+            }
+        },
         Some(acceptor) => {
             tokio::spawn(Box::pin(async move {
-                let _permit = permit;
-                serve_tls(io, acceptor, conn, refusal, live, context).await
+                let refused = refusal.is_some();
+                let _held = permit;
+                let served = serve_tls(io, acceptor, conn, refusal, live, context);
+                if refused {
+                    // A refusal's whole cost, handshake included, is bounded.
+                    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, served).await;
+                } else {
+                    served.await
+                }
             }));
         }
     }
