@@ -12,7 +12,9 @@
 //! - oversized heads: 431 on HTTP/1.1 (`header_too_large`), plain and TLS, too many
 //!   bytes or too many fields;
 //! - more HTTP/2 streams on one connection than `limits.max_streams_per_connection`:
-//!   the extra stream gets 429.
+//!   the extra stream gets 429;
+//! - a publish body trickled a byte at a time is cut off with 408 (`body_timeout`),
+//!   and a token without publish grants is refused before its body is read.
 
 mod support;
 
@@ -452,4 +454,74 @@ async fn http2_streams_over_the_per_connection_cap_get_429() {
     again.block().await;
     let id = gw.publish_text("alive", "on the same connection").await;
     assert_eq!(again.next_event().await.id, Some(id));
+}
+
+/// Writes `head` to a fresh connection, then a byte of body every 100 ms while reading;
+/// returns what was read once the gateway closed the connection (at most 30 s).
+async fn trickle_body(addr: std::net::SocketAddr, head: &[u8]) -> Vec<u8> {
+    let mut socket = within("TCP connect", TcpStream::connect(addr))
+        .await
+        .expect("TCP connect");
+    socket.write_all(head).await.expect("head written");
+    let mut read = Vec::new();
+    let mut chunk = [0u8; 4096];
+    for _ in 0..300 {
+        tokio::select! {
+            n = socket.read(&mut chunk) => match n {
+                Ok(0) | Err(_) => return read,
+                Ok(n) => read.extend_from_slice(&chunk[..n]),
+            },
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                let _ = socket.write_all(b" ").await;
+            }
+        }
+    }
+    panic!(
+        "still open after 300 trickled bytes: {}",
+        String::from_utf8_lossy(&read)
+    );
+}
+
+fn publish_head(authorization: &str) -> Vec<u8> {
+    format!(
+        "POST /publish HTTP/1.1\r\nHost: t\r\nAuthorization: {authorization}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickling_publish_body_is_cut_off_with_408_and_counted() {
+    let gw = start_with(|c| {
+        c.limits.body_read_timeout = Duration::from_millis(500);
+        c.limits.min_body_bytes_per_second = 1000;
+    })
+    .await;
+    let head = publish_head(&format!("Bearer {PUBLISH_KEY}"));
+    let answer = trickle_body(gw.plain_addr, &head).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
+    assert!(text.contains("\"body_timeout\""), "{text}");
+    let metrics = gw.metrics().await;
+    assert_eq!(refusals(&metrics, "body_timeout"), 1.0, "{metrics}");
+    assert_still_serving(&gw, LOCALHOST, LOCALHOST).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_without_publish_grants_is_refused_before_the_body() {
+    let gw = start_auth(|_| {}).await;
+    let reader = bearer(&hs256(SECRET, &claims_with("42", &["chat:*"], &[])));
+    // The body never comes: the answer cannot wait for it.
+    let mut socket = within("TCP connect", TcpStream::connect(gw.plain_addr))
+        .await
+        .expect("TCP connect");
+    let reply = raw_exchange(&mut socket, &publish_head(&reader)).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text());
+    assert_eq!(reply.error_code(), "channel_forbidden");
+    let metrics = gw.metrics().await;
+    assert_eq!(
+        auth_failures(&metrics, "channel_forbidden"),
+        1.0,
+        "{metrics}"
+    );
 }
