@@ -24,6 +24,7 @@ use crate::model::reasons::RefusalReason;
 use crate::policy::admission::{ConnectionLimiter, Permit, Refusal, RefusalSlot, REFUSAL_BUDGET};
 use crate::stream::connection::ConnState;
 use crate::transport::guarded_io::{GuardedIo, Prefixed};
+use crate::transport::idle::{Activity, Tracked};
 use crate::transport::plain_h1::{self, After, Head, Prepared};
 use crate::transport::pushed_stream;
 
@@ -375,9 +376,22 @@ async fn serve<S>(
         let _ = tokio::time::timeout(REFUSAL_TIMEOUT, connection).await;
         return;
     }
-    let service = service_fn(move |req| http::router::handle(shared.clone(), info.clone(), req));
+    // Every request is counted open until its response body is dropped, so a
+    // connection with none open for `keepalive.h2_idle_timeout` can be shut down.
+    let activity = Activity::new();
+    let counted = activity.clone();
+    let service = service_fn(move |req| {
+        let open = counted.start();
+        let handled = http::router::handle(shared.clone(), info.clone(), req);
+        async move {
+            let response = handled.await?;
+            Ok::<_, std::convert::Infallible>(response.map(|body| Tracked::new(body, open)))
+        }
+    });
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
+    let idle = activity.idle_for(config.keepalive.h2_idle_timeout);
+    tokio::pin!(idle);
     let result = if *context.shutdown.borrow() {
         connection.as_mut().graceful_shutdown();
         connection.await
@@ -385,6 +399,11 @@ async fn serve<S>(
         tokio::select! {
             result = connection.as_mut() => result,
             _ = context.shutdown.changed() => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+            // GOAWAY on HTTP/2 (no new streams; the open ones finish), then close.
+            _ = idle.as_mut() => {
                 connection.as_mut().graceful_shutdown();
                 connection.await
             }
