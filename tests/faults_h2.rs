@@ -1,7 +1,11 @@
 //! HTTP/2 clients that hyper's client will not play, driven with the raw `h2` crate:
 //!
 //! - a connection that keeps no stream open (but answers PINGs) is sent GOAWAY and
-//!   closed after `keepalive.h2_idle_timeout`, while one holding an event stream is not.
+//!   closed after `keepalive.h2_idle_timeout`, while one holding an event stream is not;
+//! - a client that advertises a zero flow-control window and never opens it (so hyper
+//!   never polls its stream's body) is still held to the slow-client bounds: past
+//!   `max_lag_bytes` its stream is closed as `lagged`, and with nothing written for a
+//!   heartbeat plus `write_timeout` as `stalled`.
 
 mod support;
 
@@ -16,13 +20,49 @@ use tokio::task::JoinHandle;
 
 /// An h2c (prior knowledge) connection to the plain listener, its driver spawned.
 async fn h2c(gw: &TestGateway) -> (SendRequest<Bytes>, JoinHandle<Result<(), h2::Error>>) {
+    h2c_with(gw, h2::client::Builder::new()).await
+}
+
+/// Like [`h2c`], with the client's settings from `builder`.
+async fn h2c_with(
+    gw: &TestGateway,
+    builder: h2::client::Builder,
+) -> (SendRequest<Bytes>, JoinHandle<Result<(), h2::Error>>) {
     let tcp = within("TCP connect", TcpStream::connect(gw.plain_addr))
         .await
         .expect("TCP connect");
-    let (client, connection) = within("h2 handshake", h2::client::handshake(tcp))
+    let (client, connection) = within("h2 handshake", builder.handshake(tcp))
         .await
         .expect("h2 handshake");
     (client, tokio::spawn(connection))
+}
+
+/// Opens `/events/{channel}` from a client whose streams get a zero flow-control
+/// window, never opened: the gateway can send headers but no data.
+async fn zero_window_stream(
+    gw: &TestGateway,
+    channel: &str,
+) -> (h2::RecvStream, JoinHandle<Result<(), h2::Error>>) {
+    let mut builder = h2::client::Builder::new();
+    builder.initial_window_size(0);
+    let (mut client, driver) = h2c_with(gw, builder).await;
+    let (status, body) = get(&mut client, &format!("/events/{channel}")).await;
+    assert_eq!(status, StatusCode::OK);
+    // `client` may go: the connection lives on in its driver while the stream is open.
+    (body, driver)
+}
+
+/// Waits (bounded) until `ssegate_connections_closed_total{reason}` reads `n`.
+async fn wait_closed(gw: &TestGateway, reason: &str, n: f64) {
+    let mut last = String::new();
+    for _ in 0..400 {
+        last = gw.metrics().await;
+        if closed(&last, reason) == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("closed{{reason={reason}}} never became {n}:\n{last}");
 }
 
 /// `GET path` on `client`; returns the status and the body stream.
@@ -81,4 +121,34 @@ async fn idle_h2_connection_is_closed_but_one_with_a_stream_is_kept() {
     let id = gw.publish_text("idle", "still here").await;
     read_until(&mut events, &format!("id: {id}")).await;
     assert!(!streaming_driver.is_finished());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_window_h2_stream_past_max_lag_is_closed_as_lagged() {
+    let gw = start_with(|c| {
+        c.sse.heartbeat = Duration::from_secs(1);
+        c.slow_clients.max_lag_bytes = 8 * 1024;
+    })
+    .await;
+    let (_body, driver) = zero_window_stream(&gw, "stuck").await;
+    let data = "x".repeat(1024);
+    for _ in 0..16 {
+        gw.publish_text("stuck", &data).await;
+    }
+    let _ = within("the lagging connection is closed", driver).await;
+    wait_closed(&gw, "lagged", 1.0).await;
+    assert_eq!(streams_open(&gw.metrics().await), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_window_h2_stream_that_cannot_be_written_is_closed_as_stalled() {
+    let gw = start_with(|c| {
+        c.sse.heartbeat = Duration::from_secs(1);
+        c.slow_clients.write_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let (_body, driver) = zero_window_stream(&gw, "quiet").await;
+    let _ = within("the stalled connection is closed", driver).await;
+    wait_closed(&gw, "stalled", 1.0).await;
+    assert_eq!(streams_open(&gw.metrics().await), 0.0);
 }

@@ -23,6 +23,7 @@ use crate::http::shared::{Live, Shared};
 use crate::model::reasons::RefusalReason;
 use crate::policy::admission::{ConnectionLimiter, Permit, Refusal, RefusalSlot, REFUSAL_BUDGET};
 use crate::stream::connection::ConnState;
+use crate::stream::watchdog::{self, WatchBounds};
 use crate::transport::guarded_io::{GuardedIo, Prefixed};
 use crate::transport::idle::{Activity, Tracked};
 use crate::transport::plain_h1::{self, After, Head, Prepared};
@@ -407,6 +408,11 @@ async fn serve<S>(
                 connection.as_mut().graceful_shutdown();
                 connection.await
             }
+            // A stream hyper does not poll broke a slow-client bound: end it all.
+            reason = watchdog::watch(conn.clone(), watch_bounds(config)) => {
+                conn.set_close_reason(reason);
+                return;
+            }
         }
     };
     if let Err(e) = result {
@@ -421,6 +427,17 @@ async fn serve<S>(
             metrics.refused(RefusalReason::HeaderTimeout);
         }
         tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// The slow-client bounds the watchdog holds for this connection's polled streams.
+fn watch_bounds(config: &Config) -> WatchBounds {
+    let slow = &config.slow_clients;
+    WatchBounds {
+        heartbeat: config.sse.heartbeat,
+        write_timeout: slow.write_timeout,
+        max_lag_events: slow.max_lag_events,
+        max_lag_bytes: slow.max_lag_bytes,
     }
 }
 
