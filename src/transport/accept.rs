@@ -28,6 +28,7 @@ use crate::transport::guarded_io::{GuardedIo, Prefixed};
 use crate::transport::idle::{Activity, Tracked};
 use crate::transport::plain_h1::{self, After, Head, Prepared};
 use crate::transport::pushed_stream;
+use crate::wire::h1_head::{skip_empty_lines, H2_PREFACE_START};
 
 /// Pending connections the kernel may queue per listener.
 pub const LISTEN_BACKLOG: u32 = 4096;
@@ -291,7 +292,7 @@ async fn serve_plain(
                 Err(_) => return,
             }
         };
-        first = false;
+        let first_request = std::mem::replace(&mut first, false);
         match head {
             Head::Gone => {
                 if io.timed_out_before_request {
@@ -305,10 +306,11 @@ async fn serve_plain(
                 keep_alive,
                 consumed,
             } if conn.routes.public() => {
-                let pipelined = buf.len() > consumed;
+                // Empty lines after the head are not a request (RFC 9112 §2.2).
+                let pipelined = !skip_empty_lines(&buf[consumed..]).is_empty();
                 drop(buf);
                 let prepared = Box::pin(plain_h1::prepare(
-                    &mut io, &shared, &conn, uri, headers, pipelined,
+                    &mut io, &shared, &conn, uri, headers, keep_alive, pipelined,
                 ))
                 .await;
                 let after = match prepared {
@@ -326,6 +328,12 @@ async fn serve_plain(
                 if matches!(after, After::Close) || !keep_alive || *context.shutdown.borrow() {
                     return;
                 }
+            }
+            Head::Other if !first_request && buf.starts_with(H2_PREFACE_START) => {
+                // HTTP/2's preface after an HTTP/1.1 exchange (RFC 9113 §3.4): a 400
+                // and a close, as hyper answers it on its own HTTP/1.1 connections.
+                Box::pin(plain_h1::refuse_h2_preface(&mut io, &shared)).await;
+                return;
             }
             _ => {
                 // Anything but an event stream on a public listener: hyper's, whole.
