@@ -12,7 +12,9 @@
 //! - oversized heads: 431 on HTTP/1.1 (`header_too_large`), plain and TLS, too many
 //!   bytes or too many fields;
 //! - more HTTP/2 streams on one connection than `limits.max_streams_per_connection`:
-//!   the extra stream gets 429.
+//!   the extra stream gets 429;
+//! - a publish body trickled a byte at a time is cut off with 408 (`body_timeout`),
+//!   and a token without publish grants is refused before its body is read.
 
 mod support;
 
@@ -123,6 +125,49 @@ async fn per_ip_cap_refuses_with_429_while_other_addresses_are_served() {
     wait_open_connections(&gw, 1).await;
     let id = assert_still_serving(&gw, LOCALHOST, OTHER).await;
     assert_eq!(b.next_event().await.id, Some(id));
+}
+
+/// Refused connections take no place in the total: one address far over its per-IP
+/// cap, holding its refused connections open without a word (each waits for a request
+/// to refuse), cannot make another address be refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_over_a_per_ip_cap_take_no_place_from_other_addresses() {
+    let gw = start_with(|c| {
+        c.limits.max_connections = Some(6);
+        c.limits.max_connections_per_ip = Some(2);
+    })
+    .await;
+    let _a = gw.subscribe("/events/alive").await;
+    let _b = gw.subscribe("/events/alive").await;
+    // Refusals of any kind so far (before the fix, those past the total were `max_connections`).
+    let refused = || {
+        let counter = &gw.gateway.shared.metrics.refusals_total;
+        ["max_connections_per_ip", "max_connections"]
+            .map(|reason| counter.with_label_values(&[reason]).get())
+            .iter()
+            .sum::<u64>()
+    };
+    // 20 more from 127.0.0.1, three times the total cap: all refused, all held open.
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(connect_from(LOCALHOST, gw.plain_addr).await);
+    }
+    eventually("20 refusals counted", STEP_TIMEOUT, || async {
+        refused() == 20
+    })
+    .await;
+
+    // Another address still gets a place: a stream and a publish.
+    let id = assert_still_serving(&gw, OTHER, THIRD).await;
+    assert!(!id.is_empty());
+    let metrics = metrics_from(&gw, THIRD).await;
+    assert_eq!(refusals(&metrics, "max_connections"), 0.0, "{metrics}");
+    assert_eq!(
+        refusals(&metrics, "max_connections_per_ip"),
+        20.0,
+        "{metrics}"
+    );
+    drop(silent);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,4 +454,74 @@ async fn http2_streams_over_the_per_connection_cap_get_429() {
     again.block().await;
     let id = gw.publish_text("alive", "on the same connection").await;
     assert_eq!(again.next_event().await.id, Some(id));
+}
+
+/// Writes `head` to a fresh connection, then a byte of body every 100 ms while reading;
+/// returns what was read once the gateway closed the connection (at most 30 s).
+async fn trickle_body(addr: std::net::SocketAddr, head: &[u8]) -> Vec<u8> {
+    let mut socket = within("TCP connect", TcpStream::connect(addr))
+        .await
+        .expect("TCP connect");
+    socket.write_all(head).await.expect("head written");
+    let mut read = Vec::new();
+    let mut chunk = [0u8; 4096];
+    for _ in 0..300 {
+        tokio::select! {
+            n = socket.read(&mut chunk) => match n {
+                Ok(0) | Err(_) => return read,
+                Ok(n) => read.extend_from_slice(&chunk[..n]),
+            },
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                let _ = socket.write_all(b" ").await;
+            }
+        }
+    }
+    panic!(
+        "still open after 300 trickled bytes: {}",
+        String::from_utf8_lossy(&read)
+    );
+}
+
+fn publish_head(authorization: &str) -> Vec<u8> {
+    format!(
+        "POST /publish HTTP/1.1\r\nHost: t\r\nAuthorization: {authorization}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickling_publish_body_is_cut_off_with_408_and_counted() {
+    let gw = start_with(|c| {
+        c.limits.body_read_timeout = Duration::from_millis(500);
+        c.limits.min_body_bytes_per_second = 1000;
+    })
+    .await;
+    let head = publish_head(&format!("Bearer {PUBLISH_KEY}"));
+    let answer = trickle_body(gw.plain_addr, &head).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
+    assert!(text.contains("\"body_timeout\""), "{text}");
+    let metrics = gw.metrics().await;
+    assert_eq!(refusals(&metrics, "body_timeout"), 1.0, "{metrics}");
+    assert_still_serving(&gw, LOCALHOST, LOCALHOST).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_without_publish_grants_is_refused_before_the_body() {
+    let gw = start_auth(|_| {}).await;
+    let reader = bearer(&hs256(SECRET, &claims_with("42", &["chat:*"], &[])));
+    // The body never comes: the answer cannot wait for it.
+    let mut socket = within("TCP connect", TcpStream::connect(gw.plain_addr))
+        .await
+        .expect("TCP connect");
+    let reply = raw_exchange(&mut socket, &publish_head(&reader)).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text());
+    assert_eq!(reply.error_code(), "channel_forbidden");
+    let metrics = gw.metrics().await;
+    assert_eq!(
+        auth_failures(&metrics, "channel_forbidden"),
+        1.0,
+        "{metrics}"
+    );
 }

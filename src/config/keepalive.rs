@@ -24,6 +24,11 @@ pub struct KeepaliveConfig {
     /// A PING unanswered for this long closes the HTTP/2 connection.
     #[serde(with = "duration_text")]
     pub h2_ping_timeout: Duration,
+    /// An HTTP/2 connection (or any served by hyper) with no stream open for this long
+    /// is shut down: GOAWAY, then close. HTTP/1.1 keep-alive ends sooner, at
+    /// `limits.header_read_timeout`.
+    #[serde(with = "duration_text")]
+    pub h2_idle_timeout: Duration,
     /// Streams older than this are ended (with `retry:`) so long-lived connections
     /// rebalance across nodes; null keeps them forever.
     #[serde(with = "optional_duration_text")]
@@ -40,6 +45,7 @@ impl Default for KeepaliveConfig {
             tcp_user_timeout: Some(Duration::from_secs(60)),
             h2_ping_interval: Some(Duration::from_secs(30)),
             h2_ping_timeout: Duration::from_secs(20),
+            h2_idle_timeout: Duration::from_secs(30),
             max_connection_age: None,
             max_connection_age_jitter: 0.1,
         }
@@ -57,6 +63,7 @@ impl KeepaliveConfig {
         if self.max_connection_age.is_some_and(|a| a.is_zero())
             || self.h2_ping_interval.is_some_and(|a| a.is_zero())
             || self.h2_ping_timeout.is_zero()
+            || self.h2_idle_timeout.is_zero()
         {
             return Err(ConfigError::new(
                 "keepalive: durations must be more than 0 (null turns an optional one off)",

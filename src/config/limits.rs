@@ -14,6 +14,14 @@ pub struct LimitsConfig {
     /// Largest `POST /publish` body; refused with 413 from `Content-Length` before the
     /// body is read, and while reading when there is none.
     pub max_body_bytes: usize,
+    /// Time a request body may take: the longest wait for its next bytes, and the grace
+    /// before `min_body_bytes_per_second` applies. 408 past it.
+    #[serde(with = "duration_text")]
+    pub body_read_timeout: Duration,
+    /// Slowest average rate a request body may arrive at once `body_read_timeout` has
+    /// passed since its start (so a body of `n` bytes has `body_read_timeout` plus
+    /// `n / min_body_bytes_per_second` seconds in all). 408 below it.
+    pub min_body_bytes_per_second: u64,
     /// Largest `data` of one event (bytes, as encoded on the stream).
     pub max_event_bytes: usize,
     /// Most events in one `{"events": [...]}` batch.
@@ -53,6 +61,8 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_body_bytes: 1024 * 1024,
+            body_read_timeout: Duration::from_secs(10),
+            min_body_bytes_per_second: 8 * 1024,
             max_event_bytes: 64 * 1024,
             max_batch_events: 1000,
             max_channels_per_connection: 64,
@@ -93,6 +103,14 @@ impl LimitsConfig {
         if self.header_read_timeout.is_zero() || self.tls_handshake_timeout.is_zero() {
             return Err(ConfigError::new(
                 "limits.header_read_timeout and limits.tls_handshake_timeout: more than 0",
+            ));
+        }
+        if self.body_read_timeout.is_zero() {
+            return Err(ConfigError::new("limits.body_read_timeout: more than 0"));
+        }
+        if self.min_body_bytes_per_second == 0 {
+            return Err(ConfigError::new(
+                "limits.min_body_bytes_per_second: at least 1",
             ));
         }
         if self.max_header_bytes < 8192 {

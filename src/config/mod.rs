@@ -284,6 +284,14 @@ mod tests {
                 "limits.header_read_timeout and limits.tls_handshake_timeout: more than 0",
             ),
             (
+                "limits:\n  body_read_timeout: 0s\n",
+                "limits.body_read_timeout: more than 0",
+            ),
+            (
+                "limits:\n  min_body_bytes_per_second: 0\n",
+                "limits.min_body_bytes_per_second: at least 1",
+            ),
+            (
                 "limits:\n  max_header_bytes: 4096\n",
                 "limits.max_header_bytes: at least 8192",
             ),

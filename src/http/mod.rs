@@ -11,6 +11,7 @@ pub mod admin;
 pub mod gate;
 pub mod ops;
 pub mod publish;
+pub mod read_body;
 pub mod respond;
 pub mod router;
 pub mod shared;

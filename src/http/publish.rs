@@ -7,26 +7,27 @@
 //!
 //! The publisher is checked (key or token, then its rate limit) before the body is
 //! read: a caller without credentials never has up to `limits.max_body_bytes` read,
-//! and a request both unauthenticated and malformed is answered 401. The channel rules
+//! and a request both unauthenticated and malformed is answered 401; a token that
+//! grants no publishing at all is refused (403) before the body too. The body must
+//! arrive within the limits' size and time bounds ([`read_body`]). The channel rules
 //! need the parsed channels, so they are checked after [`parse`].
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header;
 use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::broker::{PreparedEvent, PublishError};
 use crate::config::LimitsConfig;
+use crate::http::read_body::read_body;
 use crate::http::respond::{json, ResponseBody};
 use crate::http::shared::{Live, Shared};
 use crate::model::channel_name;
 use crate::model::error::ApiError;
-use crate::model::reasons::RefusalReason;
+use crate::model::reasons::{AuthFailure, RefusalReason};
 use crate::policy::access;
 use crate::policy::jwt::Claims;
 use crate::policy::keys::{self, KeyError, KeyRole};
@@ -41,7 +42,7 @@ pub async fn publish(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let started = Instant::now();
     let publisher = authorize(shared, live, req.headers())?;
-    let body = read_body(req, live.config.limits.max_body_bytes).await?;
+    let body = read_body(req, &live.config.limits).await?;
     let request = parse(&body, &live.config.limits)?;
     check_channels(live, &publisher, &request)?;
     let answer = accept(shared, request).await?;
@@ -88,7 +89,15 @@ pub fn authorize(shared: &Shared, live: &Live, headers: &HeaderMap) -> Result<Pu
             if token.split('.').count() != 3 {
                 return Err(KeyRole::Publish.error(KeyError::Invalid));
             }
-            Publisher::Token(live.verifier.verify(token)?)
+            let claims = live.verifier.verify(token)?;
+            if claims.publish.is_empty() {
+                // Refused before the body: a subscriber's token never has one read.
+                return Err(ApiError::auth(
+                    AuthFailure::ChannelForbidden,
+                    "the token grants no channel to publish to",
+                ));
+            }
+            Publisher::Token(claims)
         }
         Err(e) => return Err(KeyRole::Publish.error(e)),
     };
@@ -112,39 +121,6 @@ fn rate_limited(wait: std::time::Duration, message: &str) -> ApiError {
         message,
         Some(secs.clamp(1, u64::from(u32::MAX)) as u32),
     )
-}
-
-/// Reads the whole body, refusing one over `max` bytes (by its `Content-Length` before
-/// reading, or while reading). The body is parsed as JSON whatever its Content-Type:
-/// `curl -d` sends a form type, and a wrong guess there should not cost a newcomer a
-/// 415.
-async fn read_body(req: Request<Incoming>, max: usize) -> Result<bytes::Bytes, ApiError> {
-    let too_large = || {
-        ApiError::refused(
-            RefusalReason::BodyTooLarge,
-            format!("the body exceeds {max} bytes"),
-            None,
-        )
-    };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(too_large());
-    }
-    let body = Limited::new(req.into_body(), max)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                too_large()
-            } else {
-                ApiError::bad_request("body_unreadable", "the request body could not be read")
-            }
-        })?;
-    Ok(body.to_bytes())
 }
 
 /// Policy, after the parse: every target channel must be open to this publisher.

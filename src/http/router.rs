@@ -25,6 +25,17 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let live = shared.live();
+    if req.version() == http::Version::HTTP_11
+        && req.headers().get_all(header::HOST).iter().count() != 1
+    {
+        // RFC 9112 §3.2; the plain stream path hands such heads here.
+        gate::arrived(&conn);
+        let error = ApiError::bad_request(
+            "host_invalid",
+            "an HTTP/1.1 request needs exactly one Host header",
+        );
+        return Ok(error_response(&shared, conn.peer, error));
+    }
     let passed = match gate::enter(&conn, &live, req.headers()) {
         Ok(passed) => passed,
         Err(e) => return Ok(error_response(&shared, conn.peer, e)),

@@ -101,9 +101,9 @@ impl ApiError {
             RefusalReason::MaxConnectionsPerIp
             | RefusalReason::MaxStreamsPerConnection
             | RefusalReason::RateLimited => (StatusCode::TOO_MANY_REQUESTS, Fault::Client),
-            RefusalReason::HeaderTimeout | RefusalReason::TlsHandshakeTimeout => {
-                (StatusCode::REQUEST_TIMEOUT, Fault::Client)
-            }
+            RefusalReason::HeaderTimeout
+            | RefusalReason::TlsHandshakeTimeout
+            | RefusalReason::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, Fault::Client),
             RefusalReason::HeaderTooLarge => {
                 (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, Fault::Client)
             }

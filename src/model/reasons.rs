@@ -91,11 +91,14 @@ pub enum RefusalReason {
     RateLimited,
     /// The request's `Origin` is not allowed.
     OriginRefused,
+    /// A request body did not arrive within `limits.body_read_timeout` or arrived
+    /// slower than `limits.min_body_bytes_per_second`.
+    BodyTimeout,
 }
 
 impl RefusalReason {
     /// Every reason, for pre-registering metric labels.
-    pub const ALL: [RefusalReason; 14] = [
+    pub const ALL: [RefusalReason; 15] = [
         RefusalReason::MaxConnections,
         RefusalReason::MaxConnectionsPerIp,
         RefusalReason::MaxStreamsPerConnection,
@@ -110,6 +113,7 @@ impl RefusalReason {
         RefusalReason::PipeliningRefused,
         RefusalReason::RateLimited,
         RefusalReason::OriginRefused,
+        RefusalReason::BodyTimeout,
     ];
 
     /// The metric label, which is also the error code of an answered refusal.
@@ -129,6 +133,7 @@ impl RefusalReason {
             RefusalReason::PipeliningRefused => "pipelining_refused",
             RefusalReason::RateLimited => "rate_limited",
             RefusalReason::OriginRefused => "origin_refused",
+            RefusalReason::BodyTimeout => "body_timeout",
         }
     }
 }

@@ -35,11 +35,26 @@ pub struct StreamRecord {
     pub bytes_sent: AtomicU64,
     /// The stream's position (sequence number) after its last write.
     pub position: AtomicU64,
+    /// When bytes were last handed to the connection, in milliseconds after `opened_at`.
+    pub last_write_ms: AtomicU64,
     /// Set by an operator to close the stream.
     pub kicked: AtomicBool,
 }
 
 impl StreamRecord {
+    /// Marks bytes handed to the connection now.
+    pub fn wrote(&self) {
+        let ms = self.opened_at.elapsed().as_millis();
+        self.last_write_ms
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// How long since bytes were last handed to the connection (or since it opened).
+    pub fn since_last_write(&self) -> std::time::Duration {
+        let last = std::time::Duration::from_millis(self.last_write_ms.load(Ordering::Relaxed));
+        self.opened_at.elapsed().saturating_sub(last)
+    }
+
     /// Events and bytes waiting for this stream.
     pub fn lag(&self) -> (usize, u64) {
         crate::hub::pending_after(&self.channels, self.position.load(Ordering::Relaxed))
@@ -92,6 +107,7 @@ impl StreamRegistry {
             opened_at: Instant::now(),
             bytes_sent: AtomicU64::new(0),
             position: AtomicU64::new(position),
+            last_write_ms: AtomicU64::new(0),
             kicked: AtomicBool::new(false),
         });
         self.streams.lock().insert(id, record.clone());

@@ -220,6 +220,8 @@ impl SseBody {
         }
         body.check_drain();
         body.reset_timer();
+        let context = &body.open.context;
+        context.slot.conn().add_polled(&context.registration.record);
         body
     }
 
@@ -315,6 +317,11 @@ impl SseBody {
     /// the lag policy, the end).
     pub fn set_pushed(&mut self) {
         self.wakeups.clear();
+        let context = &self.open.context;
+        context
+            .slot
+            .conn()
+            .remove_polled(&context.registration.record);
     }
 
     /// For a push pass: the frames pending, counted as written, when nothing else needs the
@@ -379,6 +386,7 @@ impl SseBody {
         record
             .position
             .store(self.subscription.position().seq, Ordering::Relaxed);
+        record.wrote();
     }
 
     /// Hands control bytes (preamble, heartbeat, resync, farewell) to the connection.

@@ -3,10 +3,13 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
 
 use crate::config::Routes;
 use crate::model::reasons::CloseReason;
+use crate::observe::registry::StreamRecord;
 
 /// What the gateway knows about one TCP connection; shared by its I/O wrapper, its
 /// requests and its streams.
@@ -22,6 +25,9 @@ pub struct ConnState {
     pub streams: AtomicUsize,
     /// Set when the first request reached a handler (ends the first-request deadline).
     pub first_request_seen: AtomicBool,
+    /// The polled streams on this connection, for the watchdog that checks them
+    /// whether or not hyper polls them (`stream::watchdog`).
+    polled: Mutex<Vec<Weak<StreamRecord>>>,
     close_reason: AtomicU8,
 }
 
@@ -34,6 +40,7 @@ impl ConnState {
             routes,
             streams: AtomicUsize::new(0),
             first_request_seen: AtomicBool::new(false),
+            polled: Mutex::new(Vec::new()),
             close_reason: AtomicU8::new(CloseReason::Client as u8),
         })
     }
@@ -47,6 +54,27 @@ impl ConnState {
             return None;
         }
         Some(StreamSlot { conn: self.clone() })
+    }
+
+    /// Lists a polled stream on this connection (until its record is dropped).
+    pub fn add_polled(&self, record: &Arc<StreamRecord>) {
+        let mut polled = self.polled.lock();
+        polled.retain(|r| r.strong_count() > 0);
+        polled.push(Arc::downgrade(record));
+    }
+
+    /// Takes a stream off the polled list (it became a pushed stream).
+    pub fn remove_polled(&self, record: &Arc<StreamRecord>) {
+        self.polled
+            .lock()
+            .retain(|r| r.strong_count() > 0 && !std::ptr::eq(r.as_ptr(), Arc::as_ptr(record)));
+    }
+
+    /// The polled streams open on this connection now.
+    pub fn polled(&self) -> Vec<Arc<StreamRecord>> {
+        let mut polled = self.polled.lock();
+        polled.retain(|r| r.strong_count() > 0);
+        polled.iter().filter_map(Weak::upgrade).collect()
     }
 
     /// Records why the connection is being closed (the first reason given sticks).

@@ -5,5 +5,6 @@
 pub mod body;
 pub mod connection;
 pub mod drain;
+pub mod watchdog;
 
 pub use body::{PushOutcome, SseBody, StreamContext, StreamSettings};

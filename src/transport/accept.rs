@@ -23,21 +23,29 @@ use crate::http::shared::{Live, Shared};
 use crate::model::error::ApiError;
 use crate::model::reasons::RefusalReason;
 use crate::observe::refusal_log::log_refusal;
-use crate::policy::admission::{ConnectionLimiter, Permit, Refusal};
+use crate::policy::admission::{ConnectionLimiter, Permit, Refusal, RefusalSlot, REFUSAL_BUDGET};
 use crate::stream::connection::ConnState;
+use crate::stream::watchdog::{self, WatchBounds};
 use crate::transport::guarded_io::{GuardedIo, Prefixed};
+use crate::transport::idle::{Activity, Tracked};
 use crate::transport::plain_h1::{self, After, Head, Prepared};
 use crate::transport::pushed_stream;
-
-/// Connections beyond the cap that are still answered (503/429) rather than closed
-/// at once; past this many, a refused socket is closed without a word.
-pub const REFUSAL_SLACK: usize = 256;
+use crate::wire::h1_head::{skip_empty_lines, H2_PREFACE_START};
 
 /// Pending connections the kernel may queue per listener.
 pub const LISTEN_BACKLOG: u32 = 4096;
 
-/// How long a refused connection may take to receive its answer.
+/// How long a refused connection may take to receive its answer (TLS handshake included).
 pub const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a connection holds while it is served: a place in the caps (admitted) or a
+/// place in the refusal budget (being answered 429/503).
+enum Holds {
+    /// Admitted.
+    Place(#[allow(dead_code)] Permit),
+    /// Refused, being answered.
+    Refusal(#[allow(dead_code)] RefusalSlot),
+}
 
 /// A TLS acceptor that SIGHUP can replace (new certificate) under running connections.
 pub type SharedAcceptor = Arc<RwLock<TlsAcceptor>>;
@@ -134,11 +142,11 @@ fn connection(
         .limits
         .max_connections
         .unwrap_or(context.default_max_connections);
-    let (permit, mut refusal) =
+    let mut admitted =
         context
             .limiter
             .admit(peer.ip(), max_total, config.limits.max_connections_per_ip);
-    if let (None, Some(rate)) = (refusal, config.rate_limits.connections_per_second) {
+    if let (Ok(_), Some(rate)) = (&admitted, config.rate_limits.connections_per_second) {
         let burst = config.rate_limits.connection_burst;
         let now = std::time::Instant::now();
         if context
@@ -147,20 +155,26 @@ fn connection(
             .take(&peer.ip(), rate, burst, now)
             .is_err()
         {
-            refusal = Some(Refusal::Rate);
+            admitted = Err(Refusal::Rate); // drops the permit: its place goes back
         }
     }
-    if let Some(refusal) = refusal {
-        metrics.refused(refusal.reason());
-        log_refusal(
-            &context.shared.log_budget,
-            peer,
-            &ApiError::refused(refusal.reason(), "", None),
-        );
-        if context.limiter.open() > max_total + REFUSAL_SLACK {
-            return; // closing is all we can afford
+    // A refused connection holds no place in the caps: it is answered out of the
+    // separate refusal budget, or closed at once when that is spent.
+    let (permit, refusal) = match admitted {
+        Ok(permit) => (Holds::Place(permit), None),
+        Err(refusal) => {
+            metrics.refused(refusal.reason());
+            log_refusal(
+                &context.shared.log_budget,
+                peer,
+                &ApiError::refused(refusal.reason(), "", None),
+            );
+            match context.limiter.refusal_slot(REFUSAL_BUDGET) {
+                Some(slot) => (Holds::Refusal(slot), Some(refusal)),
+                None => return, // closing is all we can afford
+            }
         }
-    }
+    };
     configure_socket(&stream, config);
     let conn = ConnState::new(peer, tls.is_some(), routes);
     let mut first_request_within = config.limits.header_read_timeout;
@@ -174,19 +188,28 @@ fn connection(
         first_request_within,
     );
     match tls {
-        None if refusal.is_none() => {
-            tokio::spawn(serve_plain(io, conn, live, context, permit));
-        }
-        None => {
-            tokio::spawn(Box::pin(async move {
-                let _permit = permit;
-                serve(io, conn, refusal, &live.config, context).await
-            }));
-        }
+        None => match permit {
+            Holds::Place(permit) => {
+                tokio::spawn(serve_plain(io, conn, live, context, permit));
+            }
+            refusing => {
+                tokio::spawn(Box::pin(async move {
+                    let _refusing = refusing;
+                    serve(io, conn, refusal, &live.config, context).await
+                }));
+            }
+        },
         Some(acceptor) => {
             tokio::spawn(Box::pin(async move {
-                let _permit = permit;
-                serve_tls(io, acceptor, conn, refusal, live, context).await
+                let refused = refusal.is_some();
+                let _held = permit;
+                let served = serve_tls(io, acceptor, conn, refusal, live, context);
+                if refused {
+                    // A refusal's whole cost, handshake included, is bounded.
+                    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, served).await;
+                } else {
+                    served.await
+                }
             }));
         }
     }
@@ -276,7 +299,7 @@ async fn serve_plain(
                 Err(_) => return,
             }
         };
-        first = false;
+        let first_request = std::mem::replace(&mut first, false);
         match head {
             Head::Gone => {
                 if io.timed_out_before_request {
@@ -290,10 +313,11 @@ async fn serve_plain(
                 keep_alive,
                 consumed,
             } if conn.routes.public() => {
-                let pipelined = buf.len() > consumed;
+                // Empty lines after the head are not a request (RFC 9112 §2.2).
+                let pipelined = !skip_empty_lines(&buf[consumed..]).is_empty();
                 drop(buf);
                 let prepared = Box::pin(plain_h1::prepare(
-                    &mut io, &shared, &conn, uri, headers, pipelined,
+                    &mut io, &shared, &conn, uri, headers, keep_alive, pipelined,
                 ))
                 .await;
                 let after = match prepared {
@@ -311,6 +335,12 @@ async fn serve_plain(
                 if matches!(after, After::Close) || !keep_alive || *context.shutdown.borrow() {
                     return;
                 }
+            }
+            Head::Other if !first_request && buf.starts_with(H2_PREFACE_START) => {
+                // HTTP/2's preface after an HTTP/1.1 exchange (RFC 9113 §3.4): a 400
+                // and a close, as hyper answers it on its own HTTP/1.1 connections.
+                Box::pin(plain_h1::refuse_h2_preface(&mut io, &shared, conn.peer)).await;
+                return;
             }
             _ => {
                 // Anything but an event stream on a public listener: hyper's, whole.
@@ -362,9 +392,22 @@ async fn serve<S>(
         let _ = tokio::time::timeout(REFUSAL_TIMEOUT, connection).await;
         return;
     }
-    let service = service_fn(move |req| http::router::handle(shared.clone(), info.clone(), req));
+    // Every request is counted open until its response body is dropped, so a
+    // connection with none open for `keepalive.h2_idle_timeout` can be shut down.
+    let activity = Activity::new();
+    let counted = activity.clone();
+    let service = service_fn(move |req| {
+        let open = counted.start();
+        let handled = http::router::handle(shared.clone(), info.clone(), req);
+        async move {
+            let response = handled.await?;
+            Ok::<_, std::convert::Infallible>(response.map(|body| Tracked::new(body, open)))
+        }
+    });
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
+    let idle = activity.idle_for(config.keepalive.h2_idle_timeout);
+    tokio::pin!(idle);
     let result = if *context.shutdown.borrow() {
         connection.as_mut().graceful_shutdown();
         connection.await
@@ -374,6 +417,16 @@ async fn serve<S>(
             _ = context.shutdown.changed() => {
                 connection.as_mut().graceful_shutdown();
                 connection.await
+            }
+            // GOAWAY on HTTP/2 (no new streams; the open ones finish), then close.
+            _ = idle.as_mut() => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+            // A stream hyper does not poll broke a slow-client bound: end it all.
+            reason = watchdog::watch(conn.clone(), watch_bounds(config)) => {
+                conn.set_close_reason(reason);
+                return;
             }
         }
     };
@@ -389,6 +442,17 @@ async fn serve<S>(
             metrics.refused(RefusalReason::HeaderTimeout);
         }
         tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// The slow-client bounds the watchdog holds for this connection's polled streams.
+fn watch_bounds(config: &Config) -> WatchBounds {
+    let slow = &config.slow_clients;
+    WatchBounds {
+        heartbeat: config.sse.heartbeat,
+        write_timeout: slow.write_timeout,
+        max_lag_events: slow.max_lag_events,
+        max_lag_bytes: slow.max_lag_bytes,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod accept;
 pub mod guarded_io;
+pub mod idle;
 pub mod plain_h1;
 pub mod pushed_stream;
 pub mod tls;

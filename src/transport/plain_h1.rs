@@ -18,7 +18,7 @@
 use std::io;
 use std::sync::Arc;
 
-use ::http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Uri, Version};
+use ::http::{HeaderMap, Response, Uri, Version};
 use http_body_util::{BodyExt, Either};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -29,25 +29,8 @@ use crate::http::subscribe::subscribe;
 use crate::model::error::ApiError;
 use crate::stream::connection::ConnState;
 use crate::stream::SseBody;
-
-/// A request head as read from the socket.
-pub enum Head {
-    /// `GET /events…` over HTTP/1.1 without a body; the head is `consumed` bytes long.
-    Events {
-        /// The request target.
-        uri: Uri,
-        /// The request headers.
-        headers: HeaderMap,
-        /// False when the client asked to close after this response.
-        keep_alive: bool,
-        /// Length of the head in the buffer.
-        consumed: usize,
-    },
-    /// Anything else: hyper serves it, starting from the bytes read so far.
-    Other,
-    /// The client closed (or failed) before a whole head arrived and sent nothing.
-    Gone,
-}
+pub use crate::wire::h1_head::Head;
+use crate::wire::h1_head::{self, classify, push_header, status_line};
 
 /// What a served event stream left behind.
 pub enum After {
@@ -66,8 +49,7 @@ pub async fn read_head<S: AsyncRead + Unpin>(
     max_headers: usize,
 ) -> Head {
     loop {
-        let probe = &buf[..buf.len().min(4)];
-        if !b"GET ".starts_with(probe) {
+        if !h1_head::may_be_get(buf) {
             return Head::Other; // not a GET (publish, h2 preface, garbage): hyper's
         }
         match classify(buf, max_headers) {
@@ -85,55 +67,6 @@ pub async fn read_head<S: AsyncRead + Unpin>(
     }
 }
 
-/// `None` while the head is incomplete.
-fn classify(buf: &[u8], max_headers: usize) -> Option<Head> {
-    let mut slots = vec![httparse::EMPTY_HEADER; max_headers];
-    let mut req = httparse::Request::new(&mut slots);
-    let consumed = match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return None,
-        Err(_) => return Some(Head::Other),
-    };
-    let path = req.path.unwrap_or("");
-    let is_events =
-        path == "/events" || path.starts_with("/events/") || path.starts_with("/events?");
-    if req.method != Some("GET") || req.version != Some(1) || !is_events {
-        return Some(Head::Other);
-    }
-    let Ok(uri) = path.parse::<Uri>() else {
-        return Some(Head::Other);
-    };
-    let mut headers = HeaderMap::with_capacity(req.headers.len());
-    let mut keep_alive = true;
-    for h in req.headers.iter() {
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(h.name.as_bytes()),
-            HeaderValue::from_bytes(h.value),
-        ) else {
-            return Some(Head::Other);
-        };
-        if name == ::http::header::CONTENT_LENGTH && value != "0"
-            || name == ::http::header::TRANSFER_ENCODING
-        {
-            return Some(Head::Other); // a GET with a body: hyper's business
-        }
-        if name == ::http::header::CONNECTION
-            && value
-                .to_str()
-                .is_ok_and(|v| v.eq_ignore_ascii_case("close"))
-        {
-            keep_alive = false;
-        }
-        headers.append(name, value);
-    }
-    Some(Head::Events {
-        uri,
-        headers,
-        keep_alive,
-        consumed,
-    })
-}
-
 /// What [`prepare`] decided. Lives only until it is matched; the body moves straight
 /// into [`stream`], so boxing it would only add an allocation per stream.
 #[allow(clippy::large_enum_variant)]
@@ -149,7 +82,8 @@ pub enum Prepared {
 
 /// Opens the stream for one `GET /events…` whose head has been read and writes the
 /// response head, or answers its error. The request takes the live snapshot once and
-/// passes the same [`gate`] as hyper's (first request seen, CORS). `pipelined` is
+/// passes the same [`gate`] as hyper's (first request seen, CORS). `keep_alive` is
+/// false when the connection closes after this answer (it then says so). `pipelined` is
 /// true when more bytes followed the head. Kept apart from [`stream`] so the
 /// long-lived streaming state does not carry this one's size.
 pub async fn prepare<S: AsyncWrite + Unpin>(
@@ -158,6 +92,7 @@ pub async fn prepare<S: AsyncWrite + Unpin>(
     conn: &Arc<ConnState>,
     uri: Uri,
     headers: HeaderMap,
+    keep_alive: bool,
     pipelined: bool,
 ) -> Prepared {
     let answer = |result: io::Result<()>| {
@@ -180,7 +115,10 @@ pub async fn prepare<S: AsyncWrite + Unpin>(
     }
     let passed = match passed {
         Ok(passed) => passed,
-        Err(e) => return answer(write_whole(io, error_response(shared, conn.peer, e), true).await),
+        Err(e) => {
+            let response = error_response(shared, conn.peer, e);
+            return answer(write_whole(io, response, keep_alive).await);
+        }
     };
     let subscribed = subscribe(shared, &live, conn, &uri, &headers, Version::HTTP_11);
     drop((uri, headers));
@@ -196,6 +134,9 @@ pub async fn prepare<S: AsyncWrite + Unpin>(
             for (name, value) in &parts.headers {
                 push_header(&mut head, name.as_str(), value.as_bytes());
             }
+            if !keep_alive {
+                push_header(&mut head, "connection", b"close");
+            }
             head.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
             if io.write_all(&head).await.is_err() {
                 return Prepared::Answered(After::Close);
@@ -204,9 +145,23 @@ pub async fn prepare<S: AsyncWrite + Unpin>(
         }
         Either::Left(whole) => {
             let whole = Response::from_parts(parts, Either::Left(whole));
-            answer(write_whole(io, whole, true).await)
+            answer(write_whole(io, whole, keep_alive).await)
         }
     }
+}
+
+/// Answers the HTTP/2 preface sent after an HTTP/1.1 exchange: 400, then the
+/// connection is closed (RFC 9113 §3.4: HTTP/2 by prior knowledge starts a connection).
+pub async fn refuse_h2_preface<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    shared: &Shared,
+    peer: std::net::SocketAddr,
+) {
+    let error = ApiError::bad_request(
+        "h2_preface_after_http1",
+        "the HTTP/2 preface can only open a connection, not follow an HTTP/1.1 request",
+    );
+    let _ = write_whole(io, error_response(shared, peer, error), false).await;
 }
 
 /// Writes a whole (non-streaming) response with its content length.
@@ -239,77 +194,23 @@ async fn write_whole<S: AsyncWrite + Unpin>(
     io.write_all(&out).await
 }
 
-fn status_line(status: StatusCode) -> Vec<u8> {
-    let mut line = Vec::with_capacity(256);
-    line.extend_from_slice(b"HTTP/1.1 ");
-    line.extend_from_slice(status.as_str().as_bytes());
-    line.push(b' ');
-    line.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    line.extend_from_slice(b"\r\n");
-    line
-}
-
-fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn classifies_heads() {
+    async fn reads_heads() {
         async fn head(bytes: &[u8]) -> Head {
             let mut io = bytes;
             let mut buf = Vec::new();
             read_head(&mut io, &mut buf, 16 * 1024, 64).await
         }
-        match head(b"GET /events/a?x=1 HTTP/1.1\r\nHost: h\r\nLast-Event-ID: 1\r\n\r\n").await {
-            Head::Events {
-                uri,
-                headers,
-                keep_alive,
-                consumed,
-            } => {
-                assert_eq!(uri.path(), "/events/a");
-                assert_eq!(headers["last-event-id"], "1");
-                assert!(keep_alive);
-                assert_eq!(consumed, 57);
-            }
-            _ => panic!("expected an event stream"),
-        }
         assert!(matches!(
-            head(b"GET /events HTTP/1.1\r\nConnection: close\r\n\r\n").await,
-            Head::Events {
-                keep_alive: false,
-                ..
-            }
-        ));
-        assert!(matches!(
-            head(b"POST /publish HTTP/1.1\r\n\r\n").await,
-            Head::Other
+            head(b"\r\nGET /events/a HTTP/1.1\r\nHost: h\r\n\r\n").await,
+            Head::Events { .. }
         ));
         assert!(matches!(
             head(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await,
-            Head::Other
-        ));
-        assert!(matches!(
-            head(b"GET /metrics HTTP/1.1\r\n\r\n").await,
-            Head::Other
-        ));
-        assert!(matches!(
-            head(b"GET /events HTTP/1.0\r\n\r\n").await,
-            Head::Other
-        ));
-        assert!(matches!(
-            head(b"GET /eventsX HTTP/1.1\r\n\r\n").await,
-            Head::Other
-        ));
-        assert!(matches!(
-            head(b"GET /events HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc").await,
             Head::Other
         ));
         assert!(
