@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use super::{
     encode_frame, BoxFuture, Broker, IdempotencyWindow, PreparedEvent, PublishError, Published,
 };
-use crate::hub::Hub;
+use crate::hub::{Frame, Hub};
 use crate::model::event_id::EventId;
 
 /// The sequencer's state, guarded by one lock.
@@ -39,49 +39,59 @@ impl MemoryBroker {
         }
     }
 
-    /// Publishes synchronously (the memory broker never waits).
+    /// Publishes synchronously (the memory broker never waits). The whole batch is
+    /// decided under the sequencing lock: ids, the channel limit (checked and the
+    /// channels created in one step by [`Hub::append_all`]) and the idempotency keys, so
+    /// a refused batch leaves no event, no channel and no key behind.
     pub fn publish_now(&self, events: Vec<PreparedEvent>) -> Result<Published, PublishError> {
-        let names = events.iter().flat_map(|e| e.channels.iter().map(|c| &**c));
-        self.hub
-            .check_capacity(names)
-            .map_err(|full| PublishError::ChannelLimit {
-                max_channels: full.max_channels,
-            })?;
         let epoch = self.hub.epoch();
         let now = Instant::now();
         let mut ids = Vec::with_capacity(events.len());
-        let mut new_events = 0;
+        let mut frames: Vec<(Frame, &[Arc<str>])> = Vec::with_capacity(events.len());
+        // Keys first used in this batch, remembered only once the batch is accepted.
+        let mut new_keys: Vec<(&str, EventId)> = Vec::new();
         let mut touched = Vec::new();
         let mut seq_state = self.sequencer.lock();
-        for event in events {
-            if let Some(key) = &event.idempotency_key {
-                if let Some(id) = seq_state.idempotency.get(key, now) {
+        let mut seq = seq_state.last_seq;
+        for event in &events {
+            if let Some(key) = event.idempotency_key.as_deref() {
+                let earlier = new_keys.iter().find(|(k, _)| *k == key).map(|(_, id)| *id);
+                if let Some(id) = earlier.or_else(|| seq_state.idempotency.get(key, now)) {
                     ids.push(id);
                     continue;
                 }
             }
-            let seq = seq_state.last_seq + 1;
-            seq_state.last_seq = seq;
+            seq = seq.checked_add(1).ok_or_else(|| {
+                PublishError::Unavailable("the event sequence is exhausted".into())
+            })?;
             let id = EventId { epoch, seq };
-            let frame = encode_frame(id, &event.body);
-            self.hub.append(
+            let frame = Frame::new(
                 seq,
-                &event.channels,
-                &frame,
+                encode_frame(id, &event.body),
                 now,
-                event.exclude_subject.as_ref(),
-                &mut touched,
+                event.exclude_subject.clone(),
             );
-            if let Some(key) = event.idempotency_key {
-                seq_state.idempotency.insert(key, id, now);
+            frames.push((frame, &event.channels));
+            if let Some(key) = event.idempotency_key.as_deref() {
+                new_keys.push((key, id));
             }
             ids.push(id);
-            new_events += 1;
         }
-        let last = seq_state.last_seq;
+        self.hub
+            .append_all(&frames, &mut touched)
+            .map_err(|full| PublishError::ChannelLimit {
+                max_channels: full.max_channels,
+            })?;
+        seq_state.last_seq = seq;
+        for (key, id) in new_keys {
+            seq_state.idempotency.insert(key.to_owned(), id, now);
+        }
         drop(seq_state);
-        self.hub.commit(last, &mut touched);
-        Ok(Published { ids, new_events })
+        self.hub.commit(seq, &mut touched);
+        Ok(Published {
+            ids,
+            new_events: frames.len(),
+        })
     }
 }
 

@@ -118,24 +118,6 @@ impl Hub {
         self.channels.read().len()
     }
 
-    /// Refuses when creating the missing ones of `names` would exceed the channel limit.
-    pub fn check_capacity<'a>(
-        &self,
-        names: impl IntoIterator<Item = &'a str>,
-    ) -> Result<(), HubFull> {
-        let map = self.channels.read();
-        let missing: std::collections::HashSet<&str> = names
-            .into_iter()
-            .filter(|n| !map.contains_key(*n))
-            .collect();
-        if map.len() + missing.len() > self.max_channels {
-            return Err(HubFull {
-                max_channels: self.max_channels,
-            });
-        }
-        Ok(())
-    }
-
     fn new_channel(&self, name: &Arc<str>) -> Arc<Channel> {
         let ring = Ring::new(
             self.history.bounds_for(name),
@@ -144,39 +126,49 @@ impl Hub {
         Arc::new(Channel::new(name.clone(), ring))
     }
 
-    /// Appends one frame to each named channel (creating missing ones). The caller holds
-    /// the broker's sequencing lock: `seq` is greater than every earlier append, and
-    /// [`Hub::commit`] follows. The touched channels are pushed to `touched`.
-    pub fn append(
+    /// Appends each frame to its named channels, creating the missing channels only when
+    /// all of them fit under the channel limit: the check and the creation are one step
+    /// under the channel map's write lock (which every channel creation takes), so
+    /// concurrent publishes and subscribes cannot together pass the limit. All or
+    /// nothing: on `Err` no frame was appended and no channel created.
+    ///
+    /// The caller holds the broker's sequencing lock: the frames' sequence numbers
+    /// increase and are above every earlier append, and [`Hub::commit`] follows. The
+    /// touched channels are pushed to `touched`.
+    pub fn append_all(
         &self,
-        seq: u64,
-        names: &[Arc<str>],
-        encoded: &Encoded,
-        accepted_at: Instant,
-        exclude: Option<&Arc<str>>,
+        frames: &[(Frame, &[Arc<str>])],
         touched: &mut Vec<Arc<Channel>>,
-    ) {
-        let framed = Frame::new(seq, encoded.clone(), accepted_at, exclude.cloned());
-        for name in names {
-            let frame = framed.clone();
-            // The map lock is held across the ring push so the sweeper cannot drop the
-            // channel between lookup and append.
-            {
-                let map = self.channels.read();
-                if let Some(ch) = map.get(name) {
-                    ch.ring.lock().push(frame);
-                    touched.push(ch.clone());
-                    continue;
-                }
+    ) -> Result<(), HubFull> {
+        // The map lock is held across the ring pushes so the sweeper cannot drop a
+        // channel between its lookup and its append.
+        {
+            let map = self.channels.read();
+            let all_there = frames
+                .iter()
+                .all(|(_, names)| names.iter().all(|n| map.contains_key(n)));
+            if all_there {
+                push_all(&map, frames, touched);
+                return Ok(());
             }
-            let mut map = self.channels.write();
-            let ch = map
-                .entry(name.clone())
-                .or_insert_with(|| self.new_channel(name))
-                .clone();
-            ch.ring.lock().push(frame);
-            touched.push(ch);
         }
+        let mut map = self.channels.write();
+        let missing: std::collections::HashSet<&Arc<str>> = frames
+            .iter()
+            .flat_map(|(_, names)| names.iter())
+            .filter(|n| !map.contains_key(*n))
+            .collect();
+        if map.len().saturating_add(missing.len()) > self.max_channels {
+            return Err(HubFull {
+                max_channels: self.max_channels,
+            });
+        }
+        for name in missing {
+            let channel = self.new_channel(name);
+            map.insert(name.clone(), channel);
+        }
+        push_all(&map, frames, touched);
+        Ok(())
     }
 
     /// Makes everything appended up to `seq` visible and wakes the subscribers of the
@@ -321,6 +313,22 @@ pub fn pending_after(channels: &[Arc<Channel>], position: u64) -> (usize, u64) {
         .iter()
         .map(|c| c.pending_after(position))
         .fold((0, 0), |(e, b), (ce, cb)| (e + ce, b + cb))
+}
+
+/// Pushes each frame to its channels, which are all in `map`.
+fn push_all(
+    map: &BTreeMap<Arc<str>, Arc<Channel>>,
+    frames: &[(Frame, &[Arc<str>])],
+    touched: &mut Vec<Arc<Channel>>,
+) {
+    for (frame, names) in frames {
+        for name in names.iter() {
+            if let Some(ch) = map.get(name) {
+                ch.ring.lock().push(frame.clone());
+                touched.push(ch.clone());
+            }
+        }
+    }
 }
 
 fn leave(channels: &[Arc<Channel>]) {
