@@ -168,7 +168,9 @@ impl Rig {
     /// Publishes `count` copies of the event in one broker call.
     fn publish(&self, count: usize) {
         let events = vec![self.event.clone(); count];
-        self.broker.publish_now(events).expect("memory publish");
+        self.broker
+            .publish_now("key:bench", events)
+            .expect("memory publish");
     }
 
     /// The length of the event's frame when it gets sequence number `seq`.

@@ -5,6 +5,7 @@
 
 mod support;
 
+use http::StatusCode;
 use serde_json::{json, Value};
 use support::*;
 
@@ -178,11 +179,11 @@ async fn idempotency_key_gives_one_id_and_one_delivery() {
     let first = gw.publish_ok(&body).await;
     let again = gw.publish_ok(&body).await;
     assert_eq!(again, first);
-    // Same key, other content: still the first event's id, nothing new published.
-    let other = gw
-        .publish_ok(&json!({"channel": "idem", "data": "changed", "idempotency_key": "order-17"}))
+    // Same key, other content: refused (tests/idempotency.rs), nothing new published.
+    let (status, _) = gw
+        .publish(&json!({"channel": "idem", "data": "changed", "idempotency_key": "order-17"}))
         .await;
-    assert_eq!(other, first);
+    assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(gw.cursor().await, first);
     // Another key is another event.
     let second = gw
@@ -193,8 +194,8 @@ async fn idempotency_key_gives_one_id_and_one_delivery() {
     let ids = gw
         .publish_batch(vec![
             json!({"channel": "idem", "data": "b1", "idempotency_key": "batch-1"}),
-            json!({"channel": "idem", "data": "b1 again", "idempotency_key": "batch-1"}),
-            json!({"channel": "idem", "data": "old", "idempotency_key": "order-18"}),
+            json!({"channel": "idem", "data": "b1", "idempotency_key": "batch-1"}),
+            json!({"channel": "idem", "data": "twice", "idempotency_key": "order-18"}),
         ])
         .await;
     let b1 = id_at(&first, seq(&second) + 1);

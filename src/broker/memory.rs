@@ -7,7 +7,8 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use super::{
-    encode_frame, BoxFuture, Broker, IdempotencyWindow, PreparedEvent, PublishError, Published,
+    encode_frame, fingerprint, BoxFuture, Broker, Fingerprint, IdempotencyWindow, Lookup,
+    PreparedEvent, PublishError, Published,
 };
 use crate::hub::{Frame, Hub};
 use crate::model::event_id::EventId;
@@ -43,22 +44,46 @@ impl MemoryBroker {
     /// decided under the sequencing lock: ids, the channel limit (checked and the
     /// channels created in one step by [`Hub::append_all`]) and the idempotency keys, so
     /// a refused batch leaves no event, no channel and no key behind.
-    pub fn publish_now(&self, events: Vec<PreparedEvent>) -> Result<Published, PublishError> {
+    ///
+    /// Idempotency keys are `publisher`'s own: a key seen with the same event (by its
+    /// [`fingerprint`]) is a retry and gets its first id; seen with another event it
+    /// refuses the whole batch.
+    pub fn publish_now(
+        &self,
+        publisher: &str,
+        events: Vec<PreparedEvent>,
+    ) -> Result<Published, PublishError> {
         let epoch = self.hub.epoch();
         let now = Instant::now();
         let mut ids = Vec::with_capacity(events.len());
         let mut frames: Vec<(Frame, &[Arc<str>])> = Vec::with_capacity(events.len());
         // Keys first used in this batch, remembered only once the batch is accepted.
-        let mut new_keys: Vec<(&str, EventId)> = Vec::new();
+        let mut new_keys: Vec<(&str, EventId, Fingerprint)> = Vec::new();
         let mut touched = Vec::new();
         let mut seq_state = self.sequencer.lock();
         let mut seq = seq_state.last_seq;
-        for event in &events {
-            if let Some(key) = event.idempotency_key.as_deref() {
-                let earlier = new_keys.iter().find(|(k, _)| *k == key).map(|(_, id)| *id);
-                if let Some(id) = earlier.or_else(|| seq_state.idempotency.get(key, now)) {
-                    ids.push(id);
-                    continue;
+        for (index, event) in events.iter().enumerate() {
+            let keyed = event.idempotency_key.as_deref().map(|key| {
+                let print = fingerprint(
+                    &event.channels,
+                    &event.body,
+                    event.exclude_subject.as_deref(),
+                );
+                (key, print)
+            });
+            if let Some((key, print)) = &keyed {
+                let lookup = match new_keys.iter().find(|(k, _, _)| k == key) {
+                    Some((_, id, p)) if p == print => Lookup::Retry(*id),
+                    Some(_) => Lookup::Conflict,
+                    None => seq_state.idempotency.lookup(publisher, key, print, now),
+                };
+                match lookup {
+                    Lookup::New => {}
+                    Lookup::Retry(id) => {
+                        ids.push(id);
+                        continue;
+                    }
+                    Lookup::Conflict => return Err(PublishError::IdempotencyConflict { index }),
                 }
             }
             seq = seq.checked_add(1).ok_or_else(|| {
@@ -72,8 +97,8 @@ impl MemoryBroker {
                 event.exclude_subject.clone(),
             );
             frames.push((frame, &event.channels));
-            if let Some(key) = event.idempotency_key.as_deref() {
-                new_keys.push((key, id));
+            if let Some((key, print)) = keyed {
+                new_keys.push((key, id, print));
             }
             ids.push(id);
         }
@@ -83,8 +108,8 @@ impl MemoryBroker {
                 max_channels: full.max_channels,
             })?;
         seq_state.last_seq = seq;
-        for (key, id) in new_keys {
-            seq_state.idempotency.insert(key.to_owned(), id, now);
+        for (key, id, print) in new_keys {
+            seq_state.idempotency.insert(publisher, key, id, print, now);
         }
         drop(seq_state);
         self.hub.commit(seq, &mut touched);
@@ -98,9 +123,10 @@ impl MemoryBroker {
 impl Broker for MemoryBroker {
     fn publish(
         &self,
+        publisher: &str,
         events: Vec<PreparedEvent>,
     ) -> BoxFuture<'_, Result<Published, PublishError>> {
-        let result = self.publish_now(events);
+        let result = self.publish_now(publisher, events);
         Box::pin(async move { result })
     }
 

@@ -44,7 +44,7 @@ pub async fn publish(
     let body = read_body(req, live.config.limits.max_body_bytes).await?;
     let request = parse(&body, &live.config.limits)?;
     check_channels(live, &publisher, &request)?;
-    let answer = accept(shared, request).await?;
+    let answer = accept(shared, &publisher, request).await?;
     shared
         .metrics
         .publish_duration_seconds
@@ -62,8 +62,9 @@ pub enum Publisher {
 }
 
 impl Publisher {
-    /// The rate-limit key.
-    fn id(&self) -> String {
+    /// Who the publisher is, as the key of its rate limit and the scope of its
+    /// idempotency keys: `key:<name>` for a static key, `sub:<subject>` for a token.
+    pub fn id(&self) -> String {
         match self {
             Publisher::Key(name) => format!("key:{name}"),
             Publisher::Token(c) => format!("sub:{}", c.subject.as_deref().unwrap_or("")),
@@ -157,12 +158,18 @@ pub fn check_channels(
     Ok(())
 }
 
-/// The acceptance step: hands the events to the broker, counts them, and returns the
-/// JSON answer (`{"id"}` for one event, `{"ids"}` for a batch).
-pub async fn accept(shared: &Shared, request: PublishRequest) -> Result<String, ApiError> {
+/// The acceptance step: hands the events to the broker as `publisher`'s (whose
+/// idempotency keys they are), counts them, and returns the JSON answer (`{"id"}` for
+/// one event, `{"ids"}` for a batch).
+pub async fn accept(
+    shared: &Shared,
+    publisher: &Publisher,
+    request: PublishRequest,
+) -> Result<String, ApiError> {
+    let is_batch = request.is_batch;
     let published = shared
         .broker
-        .publish(request.events)
+        .publish(&publisher.id(), request.events)
         .await
         .map_err(|e| match e {
             PublishError::ChannelLimit { max_channels } => ApiError::refused(
@@ -170,6 +177,19 @@ pub async fn accept(shared: &Shared, request: PublishRequest) -> Result<String, 
                 format!("the gateway holds its maximum of {max_channels} channels"),
                 Some(5),
             ),
+            PublishError::IdempotencyConflict { index } => {
+                let conflict = ApiError::refused(
+                    RefusalReason::IdempotencyConflict,
+                    "this idempotency_key was already used for a different event (channels, \
+                     event, data or exclude_subject differ); nothing was published",
+                    None,
+                );
+                if is_batch {
+                    conflict.in_context(&format!("events[{index}]"))
+                } else {
+                    conflict
+                }
+            }
             PublishError::Unavailable(why) => ApiError::upstream("broker_unavailable", why),
         })?;
     shared
@@ -178,7 +198,7 @@ pub async fn accept(shared: &Shared, request: PublishRequest) -> Result<String, 
         .with_label_values(&["http"])
         .inc_by(published.new_events as u64);
     let ids = published.ids;
-    let answer = if request.is_batch {
+    let answer = if is_batch {
         serde_json::json!({"ids": ids.iter().map(|i| i.to_string()).collect::<Vec<_>>()})
     } else {
         serde_json::json!({"id": ids[0].to_string()})

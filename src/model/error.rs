@@ -114,6 +114,7 @@ impl ApiError {
             | RefusalReason::EventTooLarge
             | RefusalReason::BatchTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, Fault::Client),
             RefusalReason::OriginRefused => (StatusCode::FORBIDDEN, Fault::Client),
+            RefusalReason::IdempotencyConflict => (StatusCode::CONFLICT, Fault::Client),
         };
         ApiError {
             refusal: Some(reason),

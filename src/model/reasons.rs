@@ -91,11 +91,13 @@ pub enum RefusalReason {
     RateLimited,
     /// The request's `Origin` is not allowed.
     OriginRefused,
+    /// A publish reuses one of its publisher's idempotency keys for a different event.
+    IdempotencyConflict,
 }
 
 impl RefusalReason {
     /// Every reason, for pre-registering metric labels.
-    pub const ALL: [RefusalReason; 14] = [
+    pub const ALL: [RefusalReason; 15] = [
         RefusalReason::MaxConnections,
         RefusalReason::MaxConnectionsPerIp,
         RefusalReason::MaxStreamsPerConnection,
@@ -110,6 +112,7 @@ impl RefusalReason {
         RefusalReason::PipeliningRefused,
         RefusalReason::RateLimited,
         RefusalReason::OriginRefused,
+        RefusalReason::IdempotencyConflict,
     ];
 
     /// The metric label, which is also the error code of an answered refusal.
@@ -129,6 +132,7 @@ impl RefusalReason {
             RefusalReason::PipeliningRefused => "pipelining_refused",
             RefusalReason::RateLimited => "rate_limited",
             RefusalReason::OriginRefused => "origin_refused",
+            RefusalReason::IdempotencyConflict => "idempotency_conflict",
         }
     }
 }
