@@ -200,7 +200,13 @@ fn bench_encode(c: &mut Criterion) {
             Some("log"),
             EventData::Text(multiline_text()),
         ),
-        ("json_1k", None, EventData::Json(json_object())),
+        (
+            "json_1k",
+            None,
+            EventData::Json(
+                serde_json::value::to_raw_value(&json_object()).expect("JSON serializes"),
+            ),
+        ),
     ];
     for (name, event, data) in &cases {
         let encoded = sse::event_body(*event, data).len();

@@ -220,3 +220,36 @@ async fn idempotency_key_gives_one_id_and_one_delivery() {
         (marker, None, "marker".into())
     );
 }
+
+/// JSON data arrives with its numbers exactly as sent (no rounding through a float),
+/// compact on one line whatever whitespace the publisher used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_numbers_arrive_exactly_as_sent_compact_on_one_line() {
+    let gw = start().await;
+    let mut sub = gw.subscribe("/events/numbers").await;
+    let cases: &[(&str, &str)] = &[
+        (
+            "123456789012345678901234567890",
+            "123456789012345678901234567890",
+        ),
+        ("-0.10000000000000000000001", "-0.10000000000000000000001"),
+        ("1e400", "1e400"),
+        ("18446744073709551616", "18446744073709551616"),
+        (
+            "{\n  \"big\": 123456789012345678901234567890,\r\n  \"list\": [ 1.50 , 2 ],\t\"s\": \"a  b\"\n}",
+            "{\"big\":123456789012345678901234567890,\"list\":[1.50,2],\"s\":\"a  b\"}",
+        ),
+    ];
+    for (sent, arrives) in cases {
+        let body = format!(r#"{{"channel": "numbers", "data": {sent}}}"#);
+        let reply = gw.publish_bytes(body.clone()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{body}: {}", reply.text());
+        let id = reply.json()["id"].as_str().expect("id").to_string();
+        let block = sub.next_event().await;
+        assert_eq!(
+            block.raw,
+            format!("id: {id}\ndata: {arrives}\n\n"),
+            "{body}"
+        );
+    }
+}

@@ -18,7 +18,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::broker::{PreparedEvent, PublishError};
 use crate::config::LimitsConfig;
@@ -223,29 +223,32 @@ pub struct PublishRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Item {
+struct Item<'a> {
     channel: Option<String>,
     channels: Option<Vec<String>>,
     event: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    data: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    id: Option<Value>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    data: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
     idempotency_key: Option<String>,
     exclude_subject: Option<String>,
 }
 
 /// A field that is present is `Some`, even when it is `null`.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
 }
 
 /// The parse step: parses and validates a publish body against the limits and
-/// encodes each event once.
+/// encodes each event once. JSON data is kept as the text sent (numbers are never
+/// rounded through a float), written compact.
 pub fn parse(body: &[u8], limits: &LimitsConfig) -> Result<PublishRequest, ApiError> {
-    let value: Value = serde_json::from_slice(body)
+    let value: &RawValue = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not JSON: {e}")))?;
-    let Value::Object(mut object) = value else {
+    let Ok(mut object) =
+        serde_json::from_str::<std::collections::HashMap<String, &RawValue>>(value.get())
+    else {
         return Err(ApiError::bad_request(
             "invalid_publish",
             "the body must be a JSON object: one event, or {\"events\": [...]}",
@@ -258,7 +261,7 @@ pub fn parse(body: &[u8], limits: &LimitsConfig) -> Result<PublishRequest, ApiEr
                 "a batch holds only \"events\"; put channel, data etc. in each event",
             ));
         }
-        let Value::Array(items) = events else {
+        let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(events.get()) else {
             return Err(ApiError::bad_request(
                 "invalid_publish",
                 "\"events\" must be an array",
@@ -290,14 +293,14 @@ pub fn parse(body: &[u8], limits: &LimitsConfig) -> Result<PublishRequest, ApiEr
         })
     } else {
         Ok(PublishRequest {
-            events: vec![prepare(Value::Object(object), limits)?],
+            events: vec![prepare(value, limits)?],
             is_batch: false,
         })
     }
 }
 
-fn prepare(value: Value, limits: &LimitsConfig) -> Result<PreparedEvent, ApiError> {
-    let item: Item = serde_json::from_value(value)
+fn prepare(value: &RawValue, limits: &LimitsConfig) -> Result<PreparedEvent, ApiError> {
+    let item: Item<'_> = serde_json::from_str(value.get())
         .map_err(|e| ApiError::bad_request("invalid_publish", e.to_string()))?;
     if item.id.is_some() {
         return Err(ApiError::bad_request(
@@ -341,8 +344,11 @@ fn prepare(value: Value, limits: &LimitsConfig) -> Result<PreparedEvent, ApiErro
                 "\"data\" is required",
             ))
         }
-        Some(Value::String(text)) => EventData::Text(text),
-        Some(json) => EventData::Json(json),
+        Some(raw) if raw.get().starts_with('"') => EventData::Text(
+            serde_json::from_str(raw.get())
+                .map_err(|e| ApiError::bad_request("invalid_publish", e.to_string()))?,
+        ),
+        Some(raw) => EventData::Json(raw.to_owned()),
     };
     let body = encode::event_body(item.event.as_deref(), &data);
     if body.len() > limits.max_event_bytes {
