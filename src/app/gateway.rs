@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use super::restart_only;
 use crate::broker::{IdempotencyWindow, MemoryBroker};
 use crate::config::{Config, FD_RESERVE};
 use crate::http::shared::Shared;
@@ -244,27 +245,20 @@ impl Gateway {
     }
 
     /// Puts a new configuration in force without dropping connections: certificates,
-    /// publish keys, limits, SSE and slow-client settings. Listener addresses and
-    /// history bounds are fixed at start; a change there is logged and ignored.
-    pub fn reload(&self, config: Config) -> Result<(), StartError> {
+    /// publish keys, limits, SSE and slow-client settings. What is read only at start
+    /// (listeners, history bounds, …: [`restart_only::keep_in_force`]) keeps its running
+    /// value in the new snapshot, so `/admin/config` shows what is in force, and the
+    /// fields whose change needs a restart are logged by name.
+    pub fn reload(&self, mut config: Config) -> Result<(), StartError> {
         crate::policy::secrets::validate(&config).map_err(|e| StartError(e.to_string()))?;
         let secrets = resolve_secrets(&config)?;
         let live = self.shared.live();
-        let old = &live.config;
-        if old.listeners.len() != config.listeners.len()
-            || old
-                .listeners
-                .iter()
-                .zip(&config.listeners)
-                .any(|(a, b)| a.name != b.name || a.address != b.address)
-        {
+        let restart = restart_only::keep_in_force(&live.config, &mut config);
+        if !restart.is_empty() {
             tracing::warn!(
-                "reload: listener changes need a restart; keeping the current listeners"
-            );
-        }
-        if old.history != config.history || old.channels != config.channels {
-            tracing::warn!(
-                "reload: channel access rules apply now; history bounds (history, channels[].max_*) need a restart"
+                fields = %restart.join(", "),
+                "reload: these changes need a restart, the running values stay in force: {}",
+                restart.join(", ")
             );
         }
         // Load every certificate before putting any in force: all or nothing.
