@@ -279,20 +279,29 @@ impl Gateway {
         Ok(())
     }
 
-    /// Graceful drain: stop accepting; end every stream at a random moment within the
-    /// drain period (with a fresh `retry:`); let in-flight requests finish; return when
-    /// every connection has closed or the drain period plus [`DRAIN_GRACE`] has passed.
-    /// Returns the number of connections still open at the end.
+    /// Graceful drain, in two steps. For the drain period the gateway keeps accepting:
+    /// `/readyz` answers 503 (load balancers stop sending), a new event stream gets 503
+    /// with `Retry-After`, publishes are served, and every open stream ends at its own
+    /// random moment within the period (with a fresh `retry:`). Then the listeners
+    /// close, every connection is told to shut down gracefully (in-flight requests
+    /// finish), and this returns when every connection has closed or after
+    /// [`DRAIN_GRACE`]. Returns the number of connections still open at the end.
     pub async fn shutdown(self) -> usize {
-        for t in &self.accept_tasks {
-            t.abort();
-        }
         let period = self.shared.drain.period();
         self.shared.drain.begin();
         self.shared.hub.wake_all();
+        tracing::info!(
+            open = self.limiter.open(),
+            ?period,
+            "draining: /readyz answers 503, new streams are refused, publishes are served"
+        );
+        tokio::time::sleep(period).await;
+        for t in &self.accept_tasks {
+            t.abort();
+        }
         let _ = self.shutdown.send(true);
-        tracing::info!(open = self.limiter.open(), ?period, "draining");
-        let deadline = tokio::time::Instant::now() + period + DRAIN_GRACE;
+        tracing::info!(open = self.limiter.open(), "drain period over: closing");
+        let deadline = tokio::time::Instant::now() + DRAIN_GRACE;
         while self.limiter.open() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -95,9 +95,9 @@ impl ApiError {
         retry_after: Option<u32>,
     ) -> Self {
         let (status, fault) = match reason {
-            RefusalReason::MaxConnections | RefusalReason::ChannelLimit => {
-                (StatusCode::SERVICE_UNAVAILABLE, Fault::Internal)
-            }
+            RefusalReason::MaxConnections
+            | RefusalReason::ChannelLimit
+            | RefusalReason::Draining => (StatusCode::SERVICE_UNAVAILABLE, Fault::Internal),
             RefusalReason::MaxConnectionsPerIp
             | RefusalReason::MaxStreamsPerConnection
             | RefusalReason::RateLimited => (StatusCode::TOO_MANY_REQUESTS, Fault::Client),

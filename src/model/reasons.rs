@@ -93,11 +93,13 @@ pub enum RefusalReason {
     OriginRefused,
     /// A publish reuses one of its publisher's idempotency keys for a different event.
     IdempotencyConflict,
+    /// A new event stream while the gateway drains (it is shutting down).
+    Draining,
 }
 
 impl RefusalReason {
     /// Every reason, for pre-registering metric labels.
-    pub const ALL: [RefusalReason; 15] = [
+    pub const ALL: [RefusalReason; 16] = [
         RefusalReason::MaxConnections,
         RefusalReason::MaxConnectionsPerIp,
         RefusalReason::MaxStreamsPerConnection,
@@ -113,6 +115,7 @@ impl RefusalReason {
         RefusalReason::RateLimited,
         RefusalReason::OriginRefused,
         RefusalReason::IdempotencyConflict,
+        RefusalReason::Draining,
     ];
 
     /// The metric label, which is also the error code of an answered refusal.
@@ -133,6 +136,7 @@ impl RefusalReason {
             RefusalReason::RateLimited => "rate_limited",
             RefusalReason::OriginRefused => "origin_refused",
             RefusalReason::IdempotencyConflict => "idempotency_conflict",
+            RefusalReason::Draining => "draining",
         }
     }
 }
