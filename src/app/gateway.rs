@@ -121,6 +121,8 @@ fn history_policy(config: &Config) -> HistoryPolicy {
                 max_bytes: rule.max_bytes,
             })
             .collect(),
+        max_total_bytes: config.history.max_total_bytes,
+        publisher_share: config.history.publisher_share,
     }
 }
 

@@ -103,7 +103,7 @@ impl MemoryBroker {
             ids.push(id);
         }
         self.hub
-            .append_all(&frames, &mut touched)
+            .append_all(publisher, &frames, &mut touched)
             .map_err(|full| PublishError::ChannelLimit {
                 max_channels: full.max_channels,
             })?;

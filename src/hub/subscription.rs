@@ -329,7 +329,7 @@ mod tests {
         let envelope = Bytes::from(format!("<{payload}>"));
         let encoded = Encoded::enveloped(envelope, 1..payload.len() + 1);
         let frame = Frame::new(seq, encoded, Instant::now(), None);
-        hub.append_all(&[(frame, &names[..])], &mut touched)
+        hub.append_all("test", &[(frame, &names[..])], &mut touched)
             .expect("within the channel limit");
         hub.commit(seq, &mut touched);
     }
