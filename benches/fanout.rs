@@ -168,7 +168,9 @@ impl Rig {
     /// Publishes `count` copies of the event in one broker call.
     fn publish(&self, count: usize) {
         let events = vec![self.event.clone(); count];
-        self.broker.publish_now(events).expect("memory publish");
+        self.broker
+            .publish_now("key:bench", events)
+            .expect("memory publish");
     }
 
     /// The length of the event's frame when it gets sequence number `seq`.
@@ -198,7 +200,13 @@ fn bench_encode(c: &mut Criterion) {
             Some("log"),
             EventData::Text(multiline_text()),
         ),
-        ("json_1k", None, EventData::Json(json_object())),
+        (
+            "json_1k",
+            None,
+            EventData::Json(
+                serde_json::value::to_raw_value(&json_object()).expect("JSON serializes"),
+            ),
+        ),
     ];
     for (name, event, data) in &cases {
         let encoded = sse::event_body(*event, data).len();

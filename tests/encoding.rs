@@ -5,6 +5,7 @@
 
 mod support;
 
+use http::StatusCode;
 use serde_json::{json, Value};
 use support::*;
 
@@ -178,11 +179,11 @@ async fn idempotency_key_gives_one_id_and_one_delivery() {
     let first = gw.publish_ok(&body).await;
     let again = gw.publish_ok(&body).await;
     assert_eq!(again, first);
-    // Same key, other content: still the first event's id, nothing new published.
-    let other = gw
-        .publish_ok(&json!({"channel": "idem", "data": "changed", "idempotency_key": "order-17"}))
+    // Same key, other content: refused (tests/idempotency.rs), nothing new published.
+    let (status, _) = gw
+        .publish(&json!({"channel": "idem", "data": "changed", "idempotency_key": "order-17"}))
         .await;
-    assert_eq!(other, first);
+    assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(gw.cursor().await, first);
     // Another key is another event.
     let second = gw
@@ -193,8 +194,8 @@ async fn idempotency_key_gives_one_id_and_one_delivery() {
     let ids = gw
         .publish_batch(vec![
             json!({"channel": "idem", "data": "b1", "idempotency_key": "batch-1"}),
-            json!({"channel": "idem", "data": "b1 again", "idempotency_key": "batch-1"}),
-            json!({"channel": "idem", "data": "old", "idempotency_key": "order-18"}),
+            json!({"channel": "idem", "data": "b1", "idempotency_key": "batch-1"}),
+            json!({"channel": "idem", "data": "twice", "idempotency_key": "order-18"}),
         ])
         .await;
     let b1 = id_at(&first, seq(&second) + 1);
@@ -218,4 +219,37 @@ async fn idempotency_key_gives_one_id_and_one_delivery() {
         sub.next_event().await.triple(),
         (marker, None, "marker".into())
     );
+}
+
+/// JSON data arrives with its numbers exactly as sent (no rounding through a float),
+/// compact on one line whatever whitespace the publisher used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_numbers_arrive_exactly_as_sent_compact_on_one_line() {
+    let gw = start().await;
+    let mut sub = gw.subscribe("/events/numbers").await;
+    let cases: &[(&str, &str)] = &[
+        (
+            "123456789012345678901234567890",
+            "123456789012345678901234567890",
+        ),
+        ("-0.10000000000000000000001", "-0.10000000000000000000001"),
+        ("1e400", "1e400"),
+        ("18446744073709551616", "18446744073709551616"),
+        (
+            "{\n  \"big\": 123456789012345678901234567890,\r\n  \"list\": [ 1.50 , 2 ],\t\"s\": \"a  b\"\n}",
+            "{\"big\":123456789012345678901234567890,\"list\":[1.50,2],\"s\":\"a  b\"}",
+        ),
+    ];
+    for (sent, arrives) in cases {
+        let body = format!(r#"{{"channel": "numbers", "data": {sent}}}"#);
+        let reply = gw.publish_bytes(body.clone()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{body}: {}", reply.text());
+        let id = reply.json()["id"].as_str().expect("id").to_string();
+        let block = sub.next_event().await;
+        assert_eq!(
+            block.raw,
+            format!("id: {id}\ndata: {arrives}\n\n"),
+            "{body}"
+        );
+    }
 }

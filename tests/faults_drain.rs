@@ -138,9 +138,9 @@ async fn second_signal_during_the_drain_exits_at_once_with_130() {
     assert_eq!(sse.status, 200);
     sse.block().await;
     gw.signal("TERM");
-    // The drain has begun once the listener is closed.
-    eventually("the listener closed by the drain", STEP_TIMEOUT, || async {
-        tokio::net::TcpStream::connect(gw.addr).await.is_err()
+    // The drain has begun once /readyz answers 503 (the listener stays open).
+    eventually("/readyz turned 503 by the drain", STEP_TIMEOUT, || async {
+        gw.get("/readyz").await.status == StatusCode::SERVICE_UNAVAILABLE
     })
     .await;
     assert!(gw.try_exit().is_none(), "still draining: {}", gw.log());

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use super::restart_only;
 use crate::broker::{IdempotencyWindow, MemoryBroker};
 use crate::config::{Config, FD_RESERVE};
 use crate::http::shared::Shared;
@@ -93,6 +94,8 @@ fn history_policy(config: &Config) -> HistoryPolicy {
                 max_bytes: rule.max_bytes,
             })
             .collect(),
+        max_total_bytes: config.history.max_total_bytes,
+        publisher_share: config.history.publisher_share,
     }
 }
 
@@ -232,26 +235,19 @@ impl Gateway {
     }
 
     /// Puts a new configuration in force without dropping connections: certificates,
-    /// publish keys, limits, SSE and slow-client settings. Listener addresses and
-    /// history bounds are fixed at start; a change there is logged and ignored.
-    pub fn reload(&self, config: Config) -> Result<(), StartError> {
+    /// publish keys, limits, SSE and slow-client settings. What is read only at start
+    /// (listeners, history bounds, …: [`restart_only::keep_in_force`]) keeps its running
+    /// value in the new snapshot, so `/admin/config` shows what is in force, and the
+    /// fields whose change needs a restart are logged by name.
+    pub fn reload(&self, mut config: Config) -> Result<(), StartError> {
         let secrets = Secrets::resolve(&config).map_err(|e| StartError(e.to_string()))?;
         let live = self.shared.live();
-        let old = &live.config;
-        if old.listeners.len() != config.listeners.len()
-            || old
-                .listeners
-                .iter()
-                .zip(&config.listeners)
-                .any(|(a, b)| a.name != b.name || a.address != b.address)
-        {
+        let restart = restart_only::keep_in_force(&live.config, &mut config);
+        if !restart.is_empty() {
             tracing::warn!(
-                "reload: listener changes need a restart; keeping the current listeners"
-            );
-        }
-        if old.history != config.history || old.channels != config.channels {
-            tracing::warn!(
-                "reload: channel access rules apply now; history bounds (history, channels[].max_*) need a restart"
+                fields = %restart.join(", "),
+                "reload: these changes need a restart, the running values stay in force: {}",
+                restart.join(", ")
             );
         }
         // Load every certificate before putting any in force: all or nothing.
@@ -272,20 +268,29 @@ impl Gateway {
         Ok(())
     }
 
-    /// Graceful drain: stop accepting; end every stream at a random moment within the
-    /// drain period (with a fresh `retry:`); let in-flight requests finish; return when
-    /// every connection has closed or the drain period plus [`DRAIN_GRACE`] has passed.
-    /// Returns the number of connections still open at the end.
+    /// Graceful drain, in two steps. For the drain period the gateway keeps accepting:
+    /// `/readyz` answers 503 (load balancers stop sending), a new event stream gets 503
+    /// with `Retry-After`, publishes are served, and every open stream ends at its own
+    /// random moment within the period (with a fresh `retry:`). Then the listeners
+    /// close, every connection is told to shut down gracefully (in-flight requests
+    /// finish), and this returns when every connection has closed or after
+    /// [`DRAIN_GRACE`]. Returns the number of connections still open at the end.
     pub async fn shutdown(self) -> usize {
-        for t in &self.accept_tasks {
-            t.abort();
-        }
         let period = self.shared.drain.period();
         self.shared.drain.begin();
         self.shared.hub.wake_all();
+        tracing::info!(
+            open = self.limiter.open(),
+            ?period,
+            "draining: /readyz answers 503, new streams are refused, publishes are served"
+        );
+        tokio::time::sleep(period).await;
+        for t in &self.accept_tasks {
+            t.abort();
+        }
         let _ = self.shutdown.send(true);
-        tracing::info!(open = self.limiter.open(), ?period, "draining");
-        let deadline = tokio::time::Instant::now() + period + DRAIN_GRACE;
+        tracing::info!(open = self.limiter.open(), "drain period over: closing");
+        let deadline = tokio::time::Instant::now() + DRAIN_GRACE;
         while self.limiter.open() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -2,3 +2,4 @@
 //! Imports every layer below it; nothing imports it but `main.rs`.
 
 pub mod gateway;
+pub mod restart_only;

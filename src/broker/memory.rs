@@ -7,9 +7,10 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use super::{
-    encode_frame, BoxFuture, Broker, IdempotencyWindow, PreparedEvent, PublishError, Published,
+    encode_frame, fingerprint, BoxFuture, Broker, Fingerprint, IdempotencyWindow, Lookup,
+    PreparedEvent, PublishError, Published,
 };
-use crate::hub::Hub;
+use crate::hub::{Frame, Hub};
 use crate::model::event_id::EventId;
 
 /// The sequencer's state, guarded by one lock.
@@ -39,58 +40,93 @@ impl MemoryBroker {
         }
     }
 
-    /// Publishes synchronously (the memory broker never waits).
-    pub fn publish_now(&self, events: Vec<PreparedEvent>) -> Result<Published, PublishError> {
-        let names = events.iter().flat_map(|e| e.channels.iter().map(|c| &**c));
-        self.hub
-            .check_capacity(names)
-            .map_err(|full| PublishError::ChannelLimit {
-                max_channels: full.max_channels,
-            })?;
+    /// Publishes synchronously (the memory broker never waits). The whole batch is
+    /// decided under the sequencing lock: ids, the channel limit (checked and the
+    /// channels created in one step by [`Hub::append_all`]) and the idempotency keys, so
+    /// a refused batch leaves no event, no channel and no key behind.
+    ///
+    /// Idempotency keys are `publisher`'s own: a key seen with the same event (by its
+    /// [`fingerprint`]) is a retry and gets its first id; seen with another event it
+    /// refuses the whole batch.
+    pub fn publish_now(
+        &self,
+        publisher: &str,
+        events: Vec<PreparedEvent>,
+    ) -> Result<Published, PublishError> {
         let epoch = self.hub.epoch();
         let now = Instant::now();
         let mut ids = Vec::with_capacity(events.len());
-        let mut new_events = 0;
+        let mut frames: Vec<(Frame, &[Arc<str>])> = Vec::with_capacity(events.len());
+        // Keys first used in this batch, remembered only once the batch is accepted.
+        let mut new_keys: Vec<(&str, EventId, Fingerprint)> = Vec::new();
         let mut touched = Vec::new();
         let mut seq_state = self.sequencer.lock();
-        for event in events {
-            if let Some(key) = &event.idempotency_key {
-                if let Some(id) = seq_state.idempotency.get(key, now) {
-                    ids.push(id);
-                    continue;
+        let mut seq = seq_state.last_seq;
+        for (index, event) in events.iter().enumerate() {
+            let keyed = event.idempotency_key.as_deref().map(|key| {
+                let print = fingerprint(
+                    &event.channels,
+                    &event.body,
+                    event.exclude_subject.as_deref(),
+                );
+                (key, print)
+            });
+            if let Some((key, print)) = &keyed {
+                let lookup = match new_keys.iter().find(|(k, _, _)| k == key) {
+                    Some((_, id, p)) if p == print => Lookup::Retry(*id),
+                    Some(_) => Lookup::Conflict,
+                    None => seq_state.idempotency.lookup(publisher, key, print, now),
+                };
+                match lookup {
+                    Lookup::New => {}
+                    Lookup::Retry(id) => {
+                        ids.push(id);
+                        continue;
+                    }
+                    Lookup::Conflict => return Err(PublishError::IdempotencyConflict { index }),
                 }
             }
-            let seq = seq_state.last_seq + 1;
-            seq_state.last_seq = seq;
+            seq = seq.checked_add(1).ok_or_else(|| {
+                PublishError::Unavailable("the event sequence is exhausted".into())
+            })?;
             let id = EventId { epoch, seq };
-            let frame = encode_frame(id, &event.body);
-            self.hub.append(
+            let frame = Frame::new(
                 seq,
-                &event.channels,
-                &frame,
+                encode_frame(id, &event.body),
                 now,
-                event.exclude_subject.as_ref(),
-                &mut touched,
+                event.exclude_subject.clone(),
             );
-            if let Some(key) = event.idempotency_key {
-                seq_state.idempotency.insert(key, id, now);
+            frames.push((frame, &event.channels));
+            if let Some((key, print)) = keyed {
+                new_keys.push((key, id, print));
             }
             ids.push(id);
-            new_events += 1;
         }
-        let last = seq_state.last_seq;
+        self.hub
+            .append_all(publisher, &frames, &mut touched)
+            .map_err(|full| PublishError::ChannelLimit {
+                max_channels: full.max_channels,
+            })?;
+        seq_state.last_seq = seq;
+        for (key, id, print) in new_keys {
+            seq_state.idempotency.insert(publisher, key, id, print, now);
+        }
         drop(seq_state);
-        self.hub.commit(last, &mut touched);
-        Ok(Published { ids, new_events })
+        self.hub.commit(seq, &mut touched);
+        Ok(Published {
+            ids,
+            new_events: frames.len(),
+        })
     }
 }
 
 impl Broker for MemoryBroker {
     fn publish(
         &self,
+        publisher: &str,
         events: Vec<PreparedEvent>,
     ) -> BoxFuture<'_, Result<Published, PublishError>> {
-        let result = self.publish_now(events);
+        let result = self.publish_now(publisher, events);
         Box::pin(async move { result })
     }
 

@@ -15,7 +15,7 @@ use crate::hub::Encoded;
 use crate::model::event_id::EventId;
 use crate::wire::{chunked, sse};
 
-pub use idempotency::IdempotencyWindow;
+pub use idempotency::{fingerprint, Fingerprint, IdempotencyWindow, Lookup};
 pub use memory::MemoryBroker;
 
 /// An accepted event as the hub stores it: its SSE frame (with its `id:` line) as the
@@ -37,8 +37,9 @@ pub struct PreparedEvent {
     pub channels: Vec<Arc<str>>,
     /// Its SSE lines after the `id:` line: `event:` (if any), `data:` lines, blank line.
     pub body: Bytes,
-    /// When set, a second publish with the same key inside the window returns the first
-    /// one's id instead of publishing again.
+    /// When set, a second publish of the same event with the same key by the same
+    /// publisher inside the window returns the first one's id instead of publishing
+    /// again; the key reused for a different event is refused.
     pub idempotency_key: Option<String>,
     /// Subscribers whose token has this subject do not receive the event (the sender
     /// does not get its own message back).
@@ -62,15 +63,25 @@ pub enum PublishError {
         /// The limit.
         max_channels: usize,
     },
+    /// The event at `index` of the batch reuses an idempotency key of the same publisher
+    /// for a different event.
+    IdempotencyConflict {
+        /// The event's position in the batch.
+        index: usize,
+    },
     /// The broker cannot accept events right now (e.g. its backing store is down).
     Unavailable(String),
 }
 
 /// Assigns ids, keeps history durable, fans events out to the hub.
 pub trait Broker: Send + Sync + 'static {
-    /// Accepts a batch: all of it (ids in order) or none of it.
-    fn publish(&self, events: Vec<PreparedEvent>)
-        -> BoxFuture<'_, Result<Published, PublishError>>;
+    /// Accepts a batch from `publisher` (who scopes the idempotency keys): all of it
+    /// (ids in order) or none of it.
+    fn publish(
+        &self,
+        publisher: &str,
+        events: Vec<PreparedEvent>,
+    ) -> BoxFuture<'_, Result<Published, PublishError>>;
 
     /// The id of the newest accepted event (seq 0 before the first).
     fn head(&self) -> EventId;

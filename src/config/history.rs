@@ -18,6 +18,14 @@ pub struct HistoryConfig {
     pub max_age: Duration,
     /// Bytes of encoded events kept per channel.
     pub max_bytes: usize,
+    /// Bytes of encoded events kept over all channels together (the gateway-wide
+    /// budget): past it the oldest events of any channel are evicted (a client resuming
+    /// from before them gets `ssegate.resync`). Needs a restart to change.
+    pub max_total_bytes: usize,
+    /// The fraction (0 to 1) of `max_total_bytes` one publisher (a publish key, or a
+    /// token's subject) may hold before its own oldest events are the first evicted:
+    /// one publisher filling the budget evicts its own history, not everyone's.
+    pub publisher_share: f64,
 }
 
 impl Default for HistoryConfig {
@@ -26,16 +34,30 @@ impl Default for HistoryConfig {
             max_events: 1000,
             max_age: Duration::from_secs(600),
             max_bytes: 1024 * 1024,
+            max_total_bytes: 256 * 1024 * 1024,
+            publisher_share: 0.5,
         }
     }
 }
 
 impl HistoryConfig {
-    /// Checks that the global bounds keep at least one event and one byte.
+    /// Checks that the global bounds keep at least one event and one byte, that the
+    /// gateway-wide budget holds at least one channel's bytes, and that the publisher
+    /// share is a fraction above 0.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if self.max_events == 0 || self.max_bytes == 0 {
             return Err(ConfigError::new(
                 "history: max_events and max_bytes must be at least 1",
+            ));
+        }
+        if self.max_total_bytes < self.max_bytes {
+            return Err(ConfigError::new(
+                "history: max_total_bytes must be at least max_bytes",
+            ));
+        }
+        if !(self.publisher_share > 0.0 && self.publisher_share <= 1.0) {
+            return Err(ConfigError::new(
+                "history: publisher_share must be above 0 and at most 1",
             ));
         }
         Ok(())

@@ -18,7 +18,7 @@ use std::time::Instant;
 use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::broker::{PreparedEvent, PublishError};
 use crate::config::LimitsConfig;
@@ -45,7 +45,7 @@ pub async fn publish(
     let body = read_body(req, &live.config.limits).await?;
     let request = parse(&body, &live.config.limits)?;
     check_channels(live, &publisher, &request)?;
-    let answer = accept(shared, request).await?;
+    let answer = accept(shared, &publisher, request).await?;
     shared
         .metrics
         .publish_duration_seconds
@@ -63,8 +63,9 @@ pub enum Publisher {
 }
 
 impl Publisher {
-    /// The rate-limit key.
-    fn id(&self) -> String {
+    /// Who the publisher is, as the key of its rate limit and the scope of its
+    /// idempotency keys: `key:<name>` for a static key, `sub:<subject>` for a token.
+    pub fn id(&self) -> String {
         match self {
             Publisher::Key(name) => format!("key:{name}"),
             Publisher::Token(c) => format!("sub:{}", c.subject.as_deref().unwrap_or("")),
@@ -135,12 +136,18 @@ pub fn check_channels(
     Ok(())
 }
 
-/// The acceptance step: hands the events to the broker, counts them, and returns the
-/// JSON answer (`{"id"}` for one event, `{"ids"}` for a batch).
-pub async fn accept(shared: &Shared, request: PublishRequest) -> Result<String, ApiError> {
+/// The acceptance step: hands the events to the broker as `publisher`'s (whose
+/// idempotency keys they are), counts them, and returns the JSON answer (`{"id"}` for
+/// one event, `{"ids"}` for a batch).
+pub async fn accept(
+    shared: &Shared,
+    publisher: &Publisher,
+    request: PublishRequest,
+) -> Result<String, ApiError> {
+    let is_batch = request.is_batch;
     let published = shared
         .broker
-        .publish(request.events)
+        .publish(&publisher.id(), request.events)
         .await
         .map_err(|e| match e {
             PublishError::ChannelLimit { max_channels } => ApiError::refused(
@@ -148,6 +155,19 @@ pub async fn accept(shared: &Shared, request: PublishRequest) -> Result<String, 
                 format!("the gateway holds its maximum of {max_channels} channels"),
                 Some(5),
             ),
+            PublishError::IdempotencyConflict { index } => {
+                let conflict = ApiError::refused(
+                    RefusalReason::IdempotencyConflict,
+                    "this idempotency_key was already used for a different event (channels, \
+                     event, data or exclude_subject differ); nothing was published",
+                    None,
+                );
+                if is_batch {
+                    conflict.in_context(&format!("events[{index}]"))
+                } else {
+                    conflict
+                }
+            }
             PublishError::Unavailable(why) => ApiError::upstream("broker_unavailable", why),
         })?;
     shared
@@ -156,7 +176,7 @@ pub async fn accept(shared: &Shared, request: PublishRequest) -> Result<String, 
         .with_label_values(&["http"])
         .inc_by(published.new_events as u64);
     let ids = published.ids;
-    let answer = if request.is_batch {
+    let answer = if is_batch {
         serde_json::json!({"ids": ids.iter().map(|i| i.to_string()).collect::<Vec<_>>()})
     } else {
         serde_json::json!({"id": ids[0].to_string()})
@@ -181,29 +201,32 @@ pub struct PublishRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Item {
+struct Item<'a> {
     channel: Option<String>,
     channels: Option<Vec<String>>,
     event: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    data: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    id: Option<Value>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    data: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
     idempotency_key: Option<String>,
     exclude_subject: Option<String>,
 }
 
 /// A field that is present is `Some`, even when it is `null`.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
 }
 
 /// The parse step: parses and validates a publish body against the limits and
-/// encodes each event once.
+/// encodes each event once. JSON data is kept as the text sent (numbers are never
+/// rounded through a float), written compact.
 pub fn parse(body: &[u8], limits: &LimitsConfig) -> Result<PublishRequest, ApiError> {
-    let value: Value = serde_json::from_slice(body)
+    let value: &RawValue = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not JSON: {e}")))?;
-    let Value::Object(mut object) = value else {
+    let Ok(mut object) =
+        serde_json::from_str::<std::collections::HashMap<String, &RawValue>>(value.get())
+    else {
         return Err(ApiError::bad_request(
             "invalid_publish",
             "the body must be a JSON object: one event, or {\"events\": [...]}",
@@ -216,7 +239,7 @@ pub fn parse(body: &[u8], limits: &LimitsConfig) -> Result<PublishRequest, ApiEr
                 "a batch holds only \"events\"; put channel, data etc. in each event",
             ));
         }
-        let Value::Array(items) = events else {
+        let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(events.get()) else {
             return Err(ApiError::bad_request(
                 "invalid_publish",
                 "\"events\" must be an array",
@@ -248,14 +271,14 @@ pub fn parse(body: &[u8], limits: &LimitsConfig) -> Result<PublishRequest, ApiEr
         })
     } else {
         Ok(PublishRequest {
-            events: vec![prepare(Value::Object(object), limits)?],
+            events: vec![prepare(value, limits)?],
             is_batch: false,
         })
     }
 }
 
-fn prepare(value: Value, limits: &LimitsConfig) -> Result<PreparedEvent, ApiError> {
-    let item: Item = serde_json::from_value(value)
+fn prepare(value: &RawValue, limits: &LimitsConfig) -> Result<PreparedEvent, ApiError> {
+    let item: Item<'_> = serde_json::from_str(value.get())
         .map_err(|e| ApiError::bad_request("invalid_publish", e.to_string()))?;
     if item.id.is_some() {
         return Err(ApiError::bad_request(
@@ -299,8 +322,11 @@ fn prepare(value: Value, limits: &LimitsConfig) -> Result<PreparedEvent, ApiErro
                 "\"data\" is required",
             ))
         }
-        Some(Value::String(text)) => EventData::Text(text),
-        Some(json) => EventData::Json(json),
+        Some(raw) if raw.get().starts_with('"') => EventData::Text(
+            serde_json::from_str(raw.get())
+                .map_err(|e| ApiError::bad_request("invalid_publish", e.to_string()))?,
+        ),
+        Some(raw) => EventData::Json(raw.to_owned()),
     };
     let body = encode::event_body(item.event.as_deref(), &data);
     if body.len() > limits.max_event_bytes {

@@ -211,7 +211,9 @@ pub fn check(
 }
 
 /// The opening step: joins the channels at the resume position and returns the
-/// streaming response (503 when the hub holds its maximum of channels).
+/// streaming response (503 when the hub holds its maximum of channels, or while the
+/// gateway drains, with a `Retry-After` of `sse.retry_max`: the client reconnects,
+/// through the load balancer, to another node).
 pub fn open(
     shared: &Shared,
     live: &Live,
@@ -219,6 +221,14 @@ pub fn open(
     allowed: Allowed,
 ) -> Result<Response<SseBody>, ApiError> {
     let config = &live.config;
+    if shared.drain.is_draining() {
+        let retry = config.sse.retry_max.as_secs().saturating_add(1);
+        return Err(ApiError::refused(
+            RefusalReason::Draining,
+            "the gateway is shutting down; reconnect",
+            Some(u32::try_from(retry).unwrap_or(u32::MAX)),
+        ));
+    }
     let Allowed { claims, slot } = allowed;
     let (mut subscription, start) = shared
         .hub

@@ -30,13 +30,19 @@ pub struct HistoryOverride {
     pub max_bytes: Option<usize>,
 }
 
-/// History bounds for every channel: the defaults under the first matching override.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// History bounds for every channel: the defaults under the first matching override,
+/// and the gateway-wide budget over all channels.
+#[derive(Debug, Clone, PartialEq)]
 pub struct HistoryPolicy {
     /// The bounds of a channel no override matches.
     pub defaults: HistoryBounds,
     /// Per-pattern overrides, the first match wins.
     pub overrides: Vec<HistoryOverride>,
+    /// Bytes all channels hold together; the oldest are evicted past it.
+    pub max_total_bytes: usize,
+    /// The fraction of `max_total_bytes` one publisher may hold before its own oldest
+    /// events are the first evicted.
+    pub publisher_share: f64,
 }
 
 impl HistoryPolicy {
@@ -45,6 +51,8 @@ impl HistoryPolicy {
         HistoryPolicy {
             defaults,
             overrides: Vec::new(),
+            max_total_bytes: usize::MAX,
+            publisher_share: 1.0,
         }
     }
 
@@ -101,6 +109,8 @@ mod tests {
                     max_bytes: None,
                 },
             ],
+            max_total_bytes: usize::MAX,
+            publisher_share: 1.0,
         };
         let typing = policy.bounds_for("typing:c1");
         assert_eq!(typing.max_events, 1);

@@ -7,11 +7,13 @@
 //! already in its ring when they read: a subscription is one number (its position), the
 //! merge across channels is exact, and replay and live delivery are the same code path.
 
+mod budget;
 mod channel;
 mod history;
 pub mod push;
 mod ring;
 mod subscription;
+mod usage;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -19,7 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
+
+use budget::Budget;
 
 use crate::model::event_id::EventId;
 
@@ -81,17 +85,27 @@ pub struct Hub {
     dropped_through: AtomicU64,
     history: HistoryPolicy,
     max_channels: usize,
+    /// The gateway-wide history budget; locked only on append, under the broker's
+    /// sequencing lock (never on the fan-out path).
+    budget: Mutex<Budget>,
+    /// The budget's gateway-wide counter, handed to every ring.
+    total: Arc<usage::Usage>,
 }
 
 impl Hub {
     /// An empty hub for one epoch.
     pub fn new(epoch: u32, history: impl Into<HistoryPolicy>, max_channels: usize) -> Hub {
+        let history: HistoryPolicy = history.into();
+        let budget = Budget::new(history.max_total_bytes, history.publisher_share);
+        let total = budget.total().clone();
         Hub {
+            budget: Mutex::new(budget),
+            total,
             epoch,
             channels: RwLock::new(BTreeMap::new()),
             committed: AtomicU64::new(0),
             dropped_through: AtomicU64::new(0),
-            history: history.into(),
+            history,
             max_channels,
         }
     }
@@ -118,65 +132,67 @@ impl Hub {
         self.channels.read().len()
     }
 
-    /// Refuses when creating the missing ones of `names` would exceed the channel limit.
-    pub fn check_capacity<'a>(
-        &self,
-        names: impl IntoIterator<Item = &'a str>,
-    ) -> Result<(), HubFull> {
-        let map = self.channels.read();
-        let missing: std::collections::HashSet<&str> = names
-            .into_iter()
-            .filter(|n| !map.contains_key(*n))
-            .collect();
-        if map.len() + missing.len() > self.max_channels {
-            return Err(HubFull {
-                max_channels: self.max_channels,
-            });
-        }
-        Ok(())
-    }
-
     fn new_channel(&self, name: &Arc<str>) -> Arc<Channel> {
         let ring = Ring::new(
             self.history.bounds_for(name),
             self.dropped_through.load(Ordering::Acquire),
+            self.total.clone(),
         );
         Arc::new(Channel::new(name.clone(), ring))
     }
 
-    /// Appends one frame to each named channel (creating missing ones). The caller holds
-    /// the broker's sequencing lock: `seq` is greater than every earlier append, and
-    /// [`Hub::commit`] follows. The touched channels are pushed to `touched`.
-    pub fn append(
+    /// Appends each frame to its named channels, creating the missing channels only when
+    /// all of them fit under the channel limit: the check and the creation are one step
+    /// under the channel map's write lock (which every channel creation takes), so
+    /// concurrent publishes and subscribes cannot together pass the limit. All or
+    /// nothing: on `Err` no frame was appended and no channel created.
+    ///
+    /// The caller holds the broker's sequencing lock: the frames' sequence numbers
+    /// increase and are above every earlier append, and [`Hub::commit`] follows. The
+    /// touched channels are pushed to `touched`. The frames are `publisher`'s: past the
+    /// gateway-wide budget, the oldest frames are evicted (its own first while it holds
+    /// more than its share), and their rings record it (`evicted_through`).
+    pub fn append_all(
         &self,
-        seq: u64,
-        names: &[Arc<str>],
-        encoded: &Encoded,
-        accepted_at: Instant,
-        exclude: Option<&Arc<str>>,
+        publisher: &str,
+        frames: &[(Frame, &[Arc<str>])],
         touched: &mut Vec<Arc<Channel>>,
-    ) {
-        let framed = Frame::new(seq, encoded.clone(), accepted_at, exclude.cloned());
-        for name in names {
-            let frame = framed.clone();
-            // The map lock is held across the ring push so the sweeper cannot drop the
-            // channel between lookup and append.
-            {
-                let map = self.channels.read();
-                if let Some(ch) = map.get(name) {
-                    ch.ring.lock().push(frame);
-                    touched.push(ch.clone());
-                    continue;
-                }
+    ) -> Result<(), HubFull> {
+        let mut budget = self.budget.lock();
+        let owner = budget.usage_of(publisher);
+        // The map lock is held across the ring pushes so the sweeper cannot drop a
+        // channel between its lookup and its append.
+        {
+            let map = self.channels.read();
+            let all_there = frames
+                .iter()
+                .all(|(_, names)| names.iter().all(|n| map.contains_key(n)));
+            if all_there {
+                push_all(&map, frames, (&mut budget, publisher, &owner), touched);
+                drop(map);
+                budget.enforce(publisher);
+                return Ok(());
             }
-            let mut map = self.channels.write();
-            let ch = map
-                .entry(name.clone())
-                .or_insert_with(|| self.new_channel(name))
-                .clone();
-            ch.ring.lock().push(frame);
-            touched.push(ch);
         }
+        let mut map = self.channels.write();
+        let missing: std::collections::HashSet<&Arc<str>> = frames
+            .iter()
+            .flat_map(|(_, names)| names.iter())
+            .filter(|n| !map.contains_key(*n))
+            .collect();
+        if map.len().saturating_add(missing.len()) > self.max_channels {
+            return Err(HubFull {
+                max_channels: self.max_channels,
+            });
+        }
+        for name in missing {
+            let channel = self.new_channel(name);
+            map.insert(name.clone(), channel);
+        }
+        push_all(&map, frames, (&mut budget, publisher, &owner), touched);
+        drop(map);
+        budget.enforce(publisher);
+        Ok(())
     }
 
     /// Makes everything appended up to `seq` visible and wakes the subscribers of the
@@ -321,6 +337,25 @@ pub fn pending_after(channels: &[Arc<Channel>], position: u64) -> (usize, u64) {
         .iter()
         .map(|c| c.pending_after(position))
         .fold((0, 0), |(e, b), (ce, cb)| (e + ce, b + cb))
+}
+
+/// Pushes each frame to its channels, which are all in `map`, counted for and queued in
+/// the budget as the publisher's.
+fn push_all(
+    map: &BTreeMap<Arc<str>, Arc<Channel>>,
+    frames: &[(Frame, &[Arc<str>])],
+    (budget, publisher, owner): (&mut Budget, &str, &Arc<usage::Usage>),
+    touched: &mut Vec<Arc<Channel>>,
+) {
+    for (frame, names) in frames {
+        for name in names.iter() {
+            if let Some(ch) = map.get(name) {
+                ch.ring.lock().push(frame.clone(), Some(owner.clone()));
+                budget.appended(publisher, frame.seq, ch);
+                touched.push(ch.clone());
+            }
+        }
+    }
 }
 
 fn leave(channels: &[Arc<Channel>]) {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::history::HistoryBounds;
+use super::usage::Usage;
 
 /// The time constant of a ring's publish-rate estimate.
 pub const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
@@ -117,12 +118,19 @@ pub struct Ring {
     /// events that can no longer be replayed.
     evicted_through: u64,
     bounds: HistoryBounds,
+    /// The gateway-wide history counter this ring adds its frames to.
+    total: Arc<Usage>,
+    /// The publisher's counter of each frame, parallel to `frames`.
+    owners: VecDeque<Option<Arc<Usage>>>,
 }
 
 impl Ring {
-    /// An empty ring. `evicted_through` is what earlier incarnations dropped.
-    pub fn new(bounds: HistoryBounds, evicted_through: u64) -> Ring {
+    /// An empty ring, counting what it holds in `total`. `evicted_through` is what
+    /// earlier incarnations dropped.
+    pub fn new(bounds: HistoryBounds, evicted_through: u64, total: Arc<Usage>) -> Ring {
         Ring {
+            total,
+            owners: VecDeque::new(),
             frames: VecDeque::new(),
             bytes: 0,
             pushed_bytes: 0,
@@ -134,9 +142,10 @@ impl Ring {
         }
     }
 
-    /// Appends a frame (sequence numbers must increase) and drops what the bounds exceed.
-    /// The newest frame is always kept, whatever its size.
-    pub fn push(&mut self, frame: Frame) {
+    /// Appends a frame (sequence numbers must increase), counted for its publisher's
+    /// `owner`, and drops what the bounds exceed. The newest frame is always kept,
+    /// whatever its size (the gateway-wide budget may still evict it).
+    pub fn push(&mut self, frame: Frame, owner: Option<Arc<Usage>>) {
         debug_assert!(self.frames.back().is_none_or(|last| last.seq < frame.seq));
         let now = frame.accepted_at;
         self.rate = self.rate(now) + 1.0 / RATE_WINDOW.as_secs_f64();
@@ -144,6 +153,11 @@ impl Ring {
         self.bytes += frame.payload().len();
         self.pushed_bytes += frame.payload().len() as u64;
         self.ends_at.push_back(self.pushed_bytes);
+        self.total.add(frame.payload().len());
+        if let Some(owner) = &owner {
+            owner.add(frame.payload().len());
+        }
+        self.owners.push_back(owner);
         self.frames.push_back(frame);
         while self.frames.len() > 1
             && (self.frames.len() > self.bounds.max_events || self.bytes > self.bounds.max_bytes)
@@ -165,10 +179,31 @@ impl Ring {
 
     fn drop_oldest(&mut self) {
         if let Some(f) = self.frames.pop_front() {
+            let len = f.payload().len();
             self.ends_at.pop_front();
-            self.bytes -= f.payload().len();
+            self.bytes -= len;
+            self.total.remove(len);
+            if let Some(Some(owner)) = self.owners.pop_front() {
+                owner.remove(len);
+            }
             self.evicted_through = self.evicted_through.max(f.seq);
         }
+    }
+
+    /// Drops every frame with a sequence number up to `seq` (the gateway-wide budget's
+    /// eviction); returns how many.
+    pub fn evict_through(&mut self, seq: u64) -> usize {
+        let mut dropped = 0;
+        while self.frames.front().is_some_and(|f| f.seq <= seq) {
+            self.drop_oldest();
+            dropped += 1;
+        }
+        dropped
+    }
+
+    /// True when the frame of sequence `seq` is held.
+    pub fn holds(&self, seq: u64) -> bool {
+        self.frames.binary_search_by_key(&seq, |f| f.seq).is_ok()
     }
 
     /// True when events after `position` were dropped: continuity cannot be proven.
@@ -308,25 +343,25 @@ mod tests {
     #[test]
     fn bounded_by_count_and_bytes_and_age() {
         let t0 = Instant::now();
-        let mut r = Ring::new(bounds(3, 1000), 0);
+        let mut r = Ring::new(bounds(3, 1000), 0, Arc::default());
         for s in 1..=5 {
-            r.push(frame(s, t0));
+            r.push(frame(s, t0), None);
         }
         assert_eq!(r.len(), 3);
         assert_eq!(r.evicted_through(), 2);
         assert!(r.has_gap_after(1));
         assert!(!r.has_gap_after(2));
 
-        let mut r = Ring::new(bounds(100, 25), 0);
+        let mut r = Ring::new(bounds(100, 25), 0, Arc::default());
         for s in 1..=5 {
-            r.push(frame(s, t0));
+            r.push(frame(s, t0), None);
         }
         assert_eq!(r.len(), 2);
         assert_eq!(r.bytes(), 20);
 
-        let mut r = Ring::new(bounds(100, 1000), 0);
-        r.push(frame(1, t0));
-        r.push(frame(2, t0 + Duration::from_secs(61)));
+        let mut r = Ring::new(bounds(100, 1000), 0, Arc::default());
+        r.push(frame(1, t0), None);
+        r.push(frame(2, t0 + Duration::from_secs(61)), None);
         assert_eq!(r.len(), 1);
         assert_eq!(r.evicted_through(), 1);
     }
@@ -334,9 +369,9 @@ mod tests {
     #[test]
     fn collect_respects_window_and_batch_bytes() {
         let t0 = Instant::now();
-        let mut r = Ring::new(bounds(100, 10_000), 0);
+        let mut r = Ring::new(bounds(100, 10_000), 0, Arc::default());
         for s in [2, 4, 6, 8] {
-            r.push(frame(s, t0));
+            r.push(frame(s, t0), None);
         }
         let mut out = Vec::new();
         assert_eq!(r.collect(3, 7, 1000, None, &mut out), 7);
@@ -352,9 +387,9 @@ mod tests {
     #[test]
     fn pending_counts_frames_and_bytes_after_a_position() {
         let t0 = Instant::now();
-        let mut r = Ring::new(bounds(3, 10_000), 0);
+        let mut r = Ring::new(bounds(3, 10_000), 0, Arc::default());
         for s in [2, 4, 6, 8, 10] {
-            r.push(frame(s, t0));
+            r.push(frame(s, t0), None);
         }
         assert_eq!(r.pending_after(0), (3, 30));
         assert_eq!(r.pending_after(6), (2, 20));

@@ -328,7 +328,9 @@ mod tests {
         let payload = format!("id: {seq}\n\n");
         let envelope = Bytes::from(format!("<{payload}>"));
         let encoded = Encoded::enveloped(envelope, 1..payload.len() + 1);
-        hub.append(seq, &names, &encoded, Instant::now(), None, &mut touched);
+        let frame = Frame::new(seq, encoded, Instant::now(), None);
+        hub.append_all("test", &[(frame, &names[..])], &mut touched)
+            .expect("within the channel limit");
         hub.commit(seq, &mut touched);
     }
 

@@ -95,9 +95,9 @@ impl ApiError {
         retry_after: Option<u32>,
     ) -> Self {
         let (status, fault) = match reason {
-            RefusalReason::MaxConnections | RefusalReason::ChannelLimit => {
-                (StatusCode::SERVICE_UNAVAILABLE, Fault::Internal)
-            }
+            RefusalReason::MaxConnections
+            | RefusalReason::ChannelLimit
+            | RefusalReason::Draining => (StatusCode::SERVICE_UNAVAILABLE, Fault::Internal),
             RefusalReason::MaxConnectionsPerIp
             | RefusalReason::MaxStreamsPerConnection
             | RefusalReason::RateLimited => (StatusCode::TOO_MANY_REQUESTS, Fault::Client),
@@ -114,6 +114,7 @@ impl ApiError {
             | RefusalReason::EventTooLarge
             | RefusalReason::BatchTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, Fault::Client),
             RefusalReason::OriginRefused => (StatusCode::FORBIDDEN, Fault::Client),
+            RefusalReason::IdempotencyConflict => (StatusCode::CONFLICT, Fault::Client),
         };
         ApiError {
             refusal: Some(reason),

@@ -94,11 +94,15 @@ pub enum RefusalReason {
     /// A request body did not arrive within `limits.body_read_timeout` or arrived
     /// slower than `limits.min_body_bytes_per_second`.
     BodyTimeout,
+    /// A publish reuses one of its publisher's idempotency keys for a different event.
+    IdempotencyConflict,
+    /// A new event stream while the gateway drains (it is shutting down).
+    Draining,
 }
 
 impl RefusalReason {
     /// Every reason, for pre-registering metric labels.
-    pub const ALL: [RefusalReason; 15] = [
+    pub const ALL: [RefusalReason; 17] = [
         RefusalReason::MaxConnections,
         RefusalReason::MaxConnectionsPerIp,
         RefusalReason::MaxStreamsPerConnection,
@@ -114,6 +118,8 @@ impl RefusalReason {
         RefusalReason::RateLimited,
         RefusalReason::OriginRefused,
         RefusalReason::BodyTimeout,
+        RefusalReason::IdempotencyConflict,
+        RefusalReason::Draining,
     ];
 
     /// The metric label, which is also the error code of an answered refusal.
@@ -134,6 +140,8 @@ impl RefusalReason {
             RefusalReason::RateLimited => "rate_limited",
             RefusalReason::OriginRefused => "origin_refused",
             RefusalReason::BodyTimeout => "body_timeout",
+            RefusalReason::IdempotencyConflict => "idempotency_conflict",
+            RefusalReason::Draining => "draining",
         }
     }
 }

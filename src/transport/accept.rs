@@ -332,7 +332,13 @@ async fn serve_plain(
                     }
                     Prepared::Answered(after) => after,
                 };
-                if matches!(after, After::Close) || !keep_alive || *context.shutdown.borrow() {
+                // A stream that ends during the drain closes its connection too: the
+                // client reconnects, through the load balancer, to another node.
+                if matches!(after, After::Close)
+                    || !keep_alive
+                    || *context.shutdown.borrow()
+                    || shared.drain.is_draining()
+                {
                     return;
                 }
             }

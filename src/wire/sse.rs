@@ -3,20 +3,23 @@
 //!
 //! What a publisher controls can never break the framing: `event` names are checked for
 //! CR, LF and NUL before they get here ([`is_safe_field`]); string data is split into one
-//! `data:` line per line at `\n`, `\r\n` and `\r`; JSON data is written compact, which
-//! escapes every line break.
+//! `data:` line per line at `\n`, `\r\n` and `\r`; JSON data is written compact (its
+//! numbers and strings exactly as sent), and JSON holds no unescaped line break.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use serde_json::value::RawValue;
+
+use super::compact_json;
 use crate::model::event_id::EventId;
 
 /// An event's payload.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum EventData {
     /// Text, written as is, one `data:` line per line.
     Text(String),
-    /// JSON, written compact on one `data:` line.
-    Json(serde_json::Value),
+    /// JSON text (validated), written compact on one `data:` line, its tokens as sent.
+    Json(Box<RawValue>),
 }
 
 /// The `event:` name that tells a client to reload its state.
@@ -46,10 +49,9 @@ pub fn event_body(event: Option<&str>, data: &EventData) -> Bytes {
                 buf.put_u8(b'\n');
             }
         }
-        EventData::Json(value) => {
+        EventData::Json(raw) => {
             buf.put_slice(b"data: ");
-            let mut writer = (&mut buf).writer();
-            serde_json::to_writer(&mut writer, value).expect("a JSON value always serializes");
+            compact_json::write_compact(raw.get(), &mut buf);
             buf.put_u8(b'\n');
         }
     }
@@ -152,7 +154,8 @@ mod tests {
 
     #[test]
     fn json_is_compact_and_one_line() {
-        let v = serde_json::json!({"a": [1, 2], "s": "x\ny", "u": "ünï"});
+        let v = RawValue::from_string("{\"a\": [1,\n 2], \"s\": \"x\\ny\", \"u\": \"ünï\"}".into())
+            .unwrap();
         assert_eq!(
             text(event_body(None, &EventData::Json(v))),
             "data: {\"a\":[1,2],\"s\":\"x\\ny\",\"u\":\"ünï\"}\n\n"
