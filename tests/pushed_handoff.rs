@@ -47,6 +47,7 @@ async fn a_paused_reader_gets_every_event_once_in_order_and_others_are_not_held_
         c.slow_clients.write_timeout = Duration::from_secs(60);
         c.history.max_events = 100_000;
         c.history.max_bytes = 1 << 30;
+        c.history.max_total_bytes = 1 << 30;
     })
     .await;
     let total_bytes = ROUNDS * PER_ROUND * DATA_BYTES;
