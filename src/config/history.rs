@@ -42,17 +42,17 @@ impl Default for HistoryConfig {
 
 impl HistoryConfig {
     /// Checks that the global bounds keep at least one event and one byte, that the
-    /// gateway-wide budget holds at least one channel's bytes, and that the publisher
-    /// share is a fraction above 0.
+    /// gateway-wide budget is not 0 (a channel bound above it is simply held to it), and
+    /// that the publisher share is a fraction above 0.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if self.max_events == 0 || self.max_bytes == 0 {
             return Err(ConfigError::new(
                 "history: max_events and max_bytes must be at least 1",
             ));
         }
-        if self.max_total_bytes < self.max_bytes {
+        if self.max_total_bytes == 0 {
             return Err(ConfigError::new(
-                "history: max_total_bytes must be at least max_bytes",
+                "history: max_total_bytes must be at least 1",
             ));
         }
         if !(self.publisher_share > 0.0 && self.publisher_share <= 1.0) {
@@ -61,5 +61,24 @@ impl HistoryConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_channel_bound_above_the_budget_is_valid_a_zero_budget_is_not() {
+        let mut history = HistoryConfig {
+            max_bytes: 1 << 30,
+            ..HistoryConfig::default()
+        };
+        assert!(history.validate().is_ok(), "held to the budget by eviction");
+        history.max_total_bytes = 0;
+        assert!(history.validate().is_err());
+        history.max_total_bytes = 1;
+        history.publisher_share = 0.0;
+        assert!(history.validate().is_err());
     }
 }
