@@ -8,7 +8,6 @@ mod support;
 
 use http::StatusCode;
 use serde_json::{json, Value};
-use ssegate::config::KeyConfig;
 use support::*;
 
 const BUDGET: usize = 2 * 1024 * 1024;
@@ -16,17 +15,11 @@ const BUDGET: usize = 2 * 1024 * 1024;
 const DATA: usize = 16 * 1024;
 /// Events per batch (one channel each): 48 x 16 KiB fits the 1 MiB body limit.
 const PER_BATCH: usize = 48;
-const OTHER_KEY: &str = "test-publish-key-other";
 
 async fn budgeted() -> TestGateway {
     start_with(|c| {
         c.history.max_total_bytes = BUDGET;
-        c.publish.keys.push(KeyConfig {
-            name: "other".into(),
-            value: Some(OTHER_KEY.into()),
-            env: None,
-            default: None,
-        });
+        add_other_publisher(c);
     })
     .await
 }
@@ -98,7 +91,7 @@ async fn history_over_all_channels_stays_within_the_budget_and_resyncs_honestly(
 async fn one_publisher_filling_the_budget_evicts_its_own_history_first() {
     let gw = budgeted().await;
     // The other publisher: 48 x 16 KiB = 768 KiB, within its half of the budget.
-    let (other_first, _) = flood(&gw, &format!("Bearer {OTHER_KEY}"), "kept", 1).await;
+    let (other_first, _) = flood(&gw, &format!("Bearer {OTHER_PUBLISH_KEY}"), "kept", 1).await;
     // The flooder: about 7.5 MiB.
     flood(&gw, &format!("Bearer {PUBLISH_KEY}"), "flood", 10).await;
     let held = history_bytes(&gw.metrics().await);

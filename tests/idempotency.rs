@@ -6,22 +6,10 @@ mod support;
 
 use http::StatusCode;
 use serde_json::{json, Value};
-use ssegate::config::KeyConfig;
 use support::*;
 
-/// The second publish key of the test gateway, named `other`.
-const OTHER_KEY: &str = "test-publish-key-other";
-
 async fn two_publishers() -> TestGateway {
-    start_with(|c| {
-        c.publish.keys.push(KeyConfig {
-            name: "other".into(),
-            value: Some(OTHER_KEY.into()),
-            env: None,
-            default: None,
-        })
-    })
-    .await
+    start_with(add_other_publisher).await
 }
 
 fn test_key() -> String {
@@ -29,7 +17,7 @@ fn test_key() -> String {
 }
 
 fn other_key() -> String {
-    format!("Bearer {OTHER_KEY}")
+    format!("Bearer {OTHER_PUBLISH_KEY}")
 }
 
 fn assert_conflict(reply: &Reply) {

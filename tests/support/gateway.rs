@@ -15,6 +15,20 @@ use super::*;
 /// The publish key every test gateway accepts.
 pub const PUBLISH_KEY: &str = "test-publish-key-1";
 
+/// A second publish key, named `other`, that [`add_other_publisher`] configures: a
+/// publisher distinct from the one [`PUBLISH_KEY`] names.
+pub const OTHER_PUBLISH_KEY: &str = "test-publish-key-other";
+
+/// Adds the publish key [`OTHER_PUBLISH_KEY`] (named `other`) to `config`.
+pub fn add_other_publisher(config: &mut Config) {
+    config.publish.keys.push(KeyConfig {
+        name: "other".into(),
+        value: Some(OTHER_PUBLISH_KEY.into()),
+        env: None,
+        default: None,
+    });
+}
+
 /// The test config: listeners `plain` and `tls` (self-signed) on port 0, the explicit
 /// test publish key, everything else at its defaults.
 pub fn test_config() -> Config {
