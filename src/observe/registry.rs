@@ -42,9 +42,10 @@ pub struct StreamRecord {
 }
 
 impl StreamRecord {
-    /// Marks bytes handed to the connection now.
-    pub fn wrote(&self) {
-        let ms = self.opened_at.elapsed().as_millis();
+    /// Marks bytes handed to the connection at `at` (a clock reading the writer already
+    /// took: no second read of the clock per delivery).
+    pub fn wrote_at(&self, at: Instant) {
+        let ms = at.saturating_duration_since(self.opened_at).as_millis();
         self.last_write_ms
             .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
     }

@@ -386,7 +386,9 @@ impl SseBody {
         record
             .position
             .store(self.subscription.position().seq, Ordering::Relaxed);
-        record.wrote();
+        // `last_write` was set by whoever handed the bytes over (the collect's clock
+        // reading, or `emit`'s).
+        record.wrote_at(self.last_write.into_std());
     }
 
     /// Hands control bytes (preamble, heartbeat, resync, farewell) to the connection.
