@@ -135,3 +135,32 @@ async fn an_empty_line_after_an_event_stream_request_is_not_pipelining() {
     assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
     assert!(text.to_ascii_lowercase().contains("\r\ndate: "), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_pipelined_behind_an_event_stream_is_refused_and_counted() {
+    let gw = start().await;
+    let mut socket = connect(&gw).await;
+    within(
+        "requests written",
+        tokio::io::AsyncWriteExt::write_all(
+            &mut socket,
+            b"GET /events/pipe HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+        ),
+    )
+    .await
+    .expect("written");
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while find(&answer, b"\r\n\r\n").is_none() {
+        let n = within("the answer", socket.read(&mut chunk))
+            .await
+            .expect("readable");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+    assert_closed(&mut socket).await;
+    let metrics = gw.metrics().await;
+    assert_eq!(refusals(&metrics, "pipelining_refused"), 1.0, "{metrics}");
+}

@@ -27,6 +27,7 @@ use crate::http::respond::{error_response, ResponseBody};
 use crate::http::shared::Shared;
 use crate::http::subscribe::subscribe;
 use crate::model::error::ApiError;
+use crate::model::reasons::RefusalReason;
 use crate::stream::connection::ConnState;
 use crate::stream::SseBody;
 pub use crate::wire::h1_head::Head;
@@ -104,11 +105,11 @@ pub async fn prepare<S: AsyncWrite + Unpin>(
     let live = shared.live();
     let passed = gate::enter(conn, &live, &headers);
     if pipelined {
-        // A client error, not counted in `refusals_total` (its `pipelining_refused`
-        // series stays at 0), as it always was.
-        let refusal = ApiError::bad_request(
-            "pipelining_refused",
+        // A refusal like any other: 400, counted as `pipelining_refused`.
+        let refusal = ApiError::refused(
+            RefusalReason::PipeliningRefused,
             "requests pipelined behind an event stream cannot be answered; send them on another connection",
+            None,
         );
         let _ = write_whole(io, error_response(shared, conn.peer, refusal), false).await;
         return Prepared::Answered(After::Close);
