@@ -55,6 +55,23 @@ fn check_accepts_the_shipped_config() {
     assert_eq!(stdout.trim(), format!("{}: valid", shipped().display()));
 }
 
+/// Writes `text` as `dir/name`; `--check` must exit 2 saying "invalid configuration",
+/// naming `problem` and the file.
+fn assert_check_refuses(dir: &Path, name: &str, text: &str, problem: &str) {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write config");
+    let (code, stdout, stderr) = check(&path);
+    assert_eq!(code, Some(2), "{name}: stdout {stdout:?} stderr {stderr:?}");
+    assert!(
+        stderr.contains("invalid configuration") && stderr.contains(problem),
+        "{name}: stderr should name {problem:?}: {stderr}"
+    );
+    assert!(
+        stderr.contains(name),
+        "{name}: stderr names the file: {stderr}"
+    );
+}
+
 #[test]
 fn check_refuses_invalid_configs_naming_the_problem() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -81,18 +98,7 @@ fn check_refuses_invalid_configs_naming_the_problem() {
         ),
     ];
     for (name, text, problem) in cases {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).expect("write config");
-        let (code, stdout, stderr) = check(&path);
-        assert_eq!(code, Some(2), "{name}: stdout {stdout:?} stderr {stderr:?}");
-        assert!(
-            stderr.contains("invalid configuration") && stderr.contains(problem),
-            "{name}: stderr should name {problem:?}: {stderr}"
-        );
-        assert!(
-            stderr.contains(name),
-            "{name}: stderr names the file: {stderr}"
-        );
+        assert_check_refuses(dir.path(), name, text, problem);
     }
     let (code, _, stderr) = check(&dir.path().join("absent.yaml"));
     assert_eq!(code, Some(2));
@@ -286,15 +292,7 @@ fn check_catches_what_start_catches() {
         ),
     ];
     for (name, text, problem) in cases {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).expect("write config");
-        let (code, stdout, stderr) = check(&path);
-        assert_eq!(code, Some(2), "{name}: stdout {stdout:?} stderr {stderr:?}");
-        assert!(
-            stderr.contains("invalid configuration") && stderr.contains(&problem),
-            "{name}: stderr should name {problem:?}: {stderr}"
-        );
-        assert!(stderr.contains(name), "{name}: names the file: {stderr}");
+        assert_check_refuses(dir.path(), name, &text, &problem);
     }
 }
 
